@@ -1,0 +1,278 @@
+"""A synthetic data set in the exact DanceTrack layout, deterministic from a seed.
+
+What makes DanceTrack hard is reproduced on a small scale: dancers of near-identical appearance,
+non-linear motion (sums of sinusoids), crossings and occlusions (drawn back to front, visibility
+measured from the drawn pixels), dancers entering and leaving the frame and coming back, 16:9 frames
+of two sizes over a textured background. The same reader serves this and the real release.
+
+    python -m scene_model.data.synthetic --root data/synthetic_dancetrack --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from scene_model.errors import DataFormatError
+
+SPEC_FILE = "synthetic.json"
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """Everything that determines the generated data set."""
+
+    num_train: int = 6
+    num_val: int = 2
+    num_test: int = 2
+    num_frames: int = 100
+    sizes: tuple[tuple[int, int], ...] = ((384, 216), (320, 180))  # (width, height), all 16:9
+    min_dancers: int = 3
+    max_dancers: int = 6
+    frame_rate: int = 20
+    jpeg_quality: int = 90
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SyntheticSpec:
+        values = dict(values)
+        if "sizes" in values:
+            values["sizes"] = tuple(tuple(int(v) for v in size) for size in values["sizes"])
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise DataFormatError(f"unknown synthetic data option(s): {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+
+@dataclass
+class Dancer:
+    """One dancer's trajectory parameters (in units of the frame's width and height)."""
+
+    base: np.ndarray  # (x, y) centre of the dance, fraction of the frame
+    amp: np.ndarray  # [2, 2] amplitudes of two sinusoids per axis
+    freq: np.ndarray  # [2, 2] angular frequencies per frame
+    phase: np.ndarray  # [2, 2]
+    drift: np.ndarray  # (x, y) per frame
+    scale: float  # body height, fraction of the frame height
+    colour: tuple[int, int, int]
+    arm_freq: float
+    enter: int  # first frame present (0-based)
+    leave: int  # last frame present (0-based, inclusive)
+
+    def centre(self, t: int) -> np.ndarray:
+        waves = self.amp * np.sin(self.freq * t + self.phase)
+        return self.base + waves.sum(axis=1) + self.drift * t
+
+
+def _make_dancers(rng: np.random.Generator, num_frames: int, count: int) -> list[Dancer]:
+    costume = rng.integers(60, 200, size=3)
+    dancers = []
+    for i in range(count):
+        leaves_frame = rng.random() < 0.35
+        enter = int(rng.integers(0, num_frames // 3)) if rng.random() < 0.3 else 0
+        leave = int(rng.integers(2 * num_frames // 3, num_frames)) if rng.random() < 0.3 else num_frames - 1
+        dancers.append(
+            Dancer(
+                base=np.array([(i + 0.5) / count + rng.normal(0, 0.04), rng.uniform(0.45, 0.6)]),
+                amp=np.array(
+                    [
+                        [rng.uniform(0.05, 0.22 if leaves_frame else 0.15), rng.uniform(0.0, 0.06)],
+                        [rng.uniform(0.02, 0.08), rng.uniform(0.0, 0.03)],
+                    ]
+                ),
+                freq=rng.uniform(0.03, 0.12, size=(2, 2)),
+                phase=rng.uniform(0, 2 * math.pi, size=(2, 2)),
+                drift=np.array([rng.normal(0, 0.0015), 0.0]),
+                scale=rng.uniform(0.32, 0.45),
+                colour=tuple(int(c) for c in np.clip(costume + rng.integers(-12, 13, size=3), 0, 255)),
+                arm_freq=rng.uniform(0.15, 0.35),
+                enter=enter,
+                leave=max(leave, enter + 5),
+            )
+        )
+    return dancers
+
+
+def _background(rng: np.random.Generator, width: int, height: int) -> Image.Image:
+    """Low-frequency colour noise over a floor with stripes: texture the model must learn to ignore."""
+    coarse = rng.integers(40, 170, size=(6, 10, 3)).astype(np.uint8)
+    image = Image.fromarray(coarse).resize((width, height), Image.BICUBIC)
+    fine = rng.integers(-25, 26, size=(height, width, 3))
+    array = np.clip(np.asarray(image, dtype=np.int16) + fine, 0, 255).astype(np.uint8)
+    floor = int(height * 0.62)
+    stripe = max(2, width // 24)
+    for x in range(0, width, 2 * stripe):
+        array[floor:, x : x + stripe] = (array[floor:, x : x + stripe] * 0.8).astype(np.uint8)
+    return Image.fromarray(array).filter(ImageFilter.GaussianBlur(0.6))
+
+
+def _draw_dancer(draw: ImageDraw.ImageDraw, dancer: Dancer, t: int, width: int, height: int, fill) -> None:
+    cx, cy = dancer.centre(t) * (width, height)
+    body_h = dancer.scale * height
+    body_w = body_h * 0.28
+    head_r = body_h * 0.11
+    swing = math.sin(dancer.arm_freq * t)
+    top = cy - body_h / 2
+    draw.ellipse([cx - head_r, top, cx + head_r, top + 2 * head_r], fill=fill)
+    torso_top = top + 2 * head_r
+    torso_bottom = cy + body_h * 0.12
+    draw.ellipse([cx - body_w / 2, torso_top, cx + body_w / 2, torso_bottom], fill=fill)
+    limb = max(2, int(body_w * 0.22))
+    shoulder = torso_top + body_h * 0.06
+    for side in (-1, 1):
+        hand = (cx + side * body_w * (0.9 + 0.5 * swing * side), shoulder + body_h * 0.25 * (0.2 - swing * side))
+        draw.line([(cx + side * body_w * 0.35, shoulder), hand], fill=fill, width=limb)
+        foot = (cx + side * body_w * (0.35 + 0.25 * swing), cy + body_h / 2)
+        draw.line([(cx + side * body_w * 0.2, torso_bottom - body_h * 0.04), foot], fill=fill, width=limb)
+
+
+def _render_sequence(rng: np.random.Generator, spec: SyntheticSpec, width: int, height: int):
+    """Yield (image, gt rows) per frame; gt rows are (id, left, top, width, height, visibility)."""
+    count = int(rng.integers(spec.min_dancers, spec.max_dancers + 1))
+    dancers = _make_dancers(rng, spec.num_frames, count)
+    background = _background(rng, width, height)
+    for t in range(spec.num_frames):
+        active = [(i, d) for i, d in enumerate(dancers) if d.enter <= t <= d.leave]
+        # Back to front: the dancer lower in the frame is nearer and drawn last.
+        active.sort(key=lambda item: item[1].centre(t)[1] + item[1].scale / 2)
+        frame = background.copy()
+        draw = ImageDraw.Draw(frame)
+        id_map = Image.new("L", (width, height), 0)
+        id_draw = ImageDraw.Draw(id_map)
+        full_masks = {}
+        for slot, (i, dancer) in enumerate(active, start=1):
+            shade = tuple(int(c * (0.9 + 0.1 * math.sin(0.05 * t + i))) for c in dancer.colour)
+            _draw_dancer(draw, dancer, t, width, height, shade)
+            _draw_dancer(id_draw, dancer, t, width, height, slot)
+            alone = Image.new("1", (width, height), 0)
+            _draw_dancer(ImageDraw.Draw(alone), dancer, t, width, height, 1)
+            full_masks[slot] = np.asarray(alone)
+        visible_counts = np.bincount(np.asarray(id_map).ravel(), minlength=len(active) + 1)
+        rows = []
+        for slot, (i, _dancer) in enumerate(active, start=1):
+            mask = full_masks[slot]
+            ys, xs = np.nonzero(mask)
+            if len(xs) == 0:
+                continue  # entirely outside the frame
+            left, top = xs.min(), ys.min()
+            box_w, box_h = xs.max() - left + 1, ys.max() - top + 1
+            visibility = visible_counts[slot] / max(1, len(xs))
+            rows.append((i + 1, int(left), int(top), int(box_w), int(box_h), float(visibility)))
+        noise = rng.normal(0, 3, size=(height, width, 3))
+        array = np.clip(np.asarray(frame, dtype=np.float32) + noise, 0, 255).astype(np.uint8)
+        yield Image.fromarray(array), rows
+
+
+def _write_sequence(seq_dir: Path, name: str, spec: SyntheticSpec, rng: np.random.Generator, size, with_gt: bool):
+    width, height = size
+    (seq_dir / "img1").mkdir(parents=True)
+    gt_lines = []
+    for t, (image, rows) in enumerate(_render_sequence(rng, spec, width, height), start=1):
+        image.save(seq_dir / "img1" / f"{t:08d}.jpg", quality=spec.jpeg_quality)
+        gt_lines.extend(f"{t},{tid},{x},{y},{w},{h},1,1,{vis:.3f}" for tid, x, y, w, h, vis in rows)
+    (seq_dir / "seqinfo.ini").write_text(
+        "[Sequence]\n"
+        f"name={name}\nimDir=img1\nframeRate={spec.frame_rate}\nseqLength={spec.num_frames}\n"
+        f"imWidth={width}\nimHeight={height}\nimExt=.jpg\n"
+    )
+    if with_gt:
+        (seq_dir / "gt").mkdir()
+        (seq_dir / "gt" / "gt.txt").write_text("\n".join(gt_lines) + "\n")
+
+
+def generate(root: Path, spec: SyntheticSpec) -> None:
+    """Write the whole data set under ``root`` (which must not exist yet)."""
+    root = Path(root)
+    rng = np.random.default_rng(spec.seed)
+    splits = {"train": spec.num_train, "val": spec.num_val, "test": spec.num_test}
+    index = 0
+    for split, count in splits.items():
+        names = []
+        for _ in range(count):
+            index += 1
+            name = f"synth{index:04d}"
+            size = spec.sizes[index % len(spec.sizes)]
+            seq_rng = np.random.default_rng([spec.seed, index])
+            _write_sequence(root / split / name, name, spec, seq_rng, size, with_gt=split != "test")
+            names.append(name)
+        (root / f"{split}_seqmap.txt").write_text("name\n" + "".join(f"{n}\n" for n in names))
+    del rng
+    (root / SPEC_FILE).write_text(json.dumps(spec.to_json(), indent=2))
+
+
+def ensure_synthetic(root: Path, spec: SyntheticSpec) -> Path:
+    """Generate the data set at ``root`` unless it is already there with the same spec.
+
+    Written into a temporary sibling directory and renamed into place, so an interrupted generation
+    leaves nothing half-written behind and concurrent jobs do not collide.
+    """
+    root = Path(root)
+    spec_path = root / SPEC_FILE
+    if spec_path.is_file():
+        found = json.loads(spec_path.read_text())
+        if found != spec.to_json():
+            raise DataFormatError(
+                f"{root} holds a synthetic data set generated with other options ({spec_path}); "
+                "delete it or choose another data.root"
+            )
+        return root
+    if root.exists() and any(root.iterdir()):
+        raise DataFormatError(f"{root} exists but is not a synthetic data set (no {SPEC_FILE}); choose another data.root")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+    try:
+        generate(tmp, spec)
+        try:
+            if root.exists():
+                root.rmdir()
+            os.rename(tmp, root)
+        except OSError:
+            if not spec_path.is_file():  # not another job having finished first
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ensure_synthetic(root, spec)
+
+
+def main(argv: list[str] | None = None) -> None:
+    defaults = SyntheticSpec()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m scene_model.data.synthetic")
+    parser.add_argument("--root", type=Path, required=True, help="directory to create")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--num-train", type=int, default=defaults.num_train)
+    parser.add_argument("--num-val", type=int, default=defaults.num_val)
+    parser.add_argument("--num-test", type=int, default=defaults.num_test)
+    parser.add_argument("--num-frames", type=int, default=defaults.num_frames)
+    parser.add_argument("--min-dancers", type=int, default=defaults.min_dancers)
+    parser.add_argument("--max-dancers", type=int, default=defaults.max_dancers)
+    parser.add_argument("--size", type=str, action="append", help="WIDTHxHEIGHT, repeatable (default 384x216, 320x180)")
+    args = parser.parse_args(argv)
+    sizes = tuple(tuple(int(v) for v in s.lower().split("x")) for s in args.size) if args.size else defaults.sizes
+    spec = SyntheticSpec(
+        num_train=args.num_train,
+        num_val=args.num_val,
+        num_test=args.num_test,
+        num_frames=args.num_frames,
+        sizes=sizes,
+        min_dancers=args.min_dancers,
+        max_dancers=args.max_dancers,
+        seed=args.seed,
+    )
+    root = ensure_synthetic(args.root, spec)
+    print(f"synthetic DanceTrack-format data set at {root}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Tracking: clip-to-sequence inference, window linking, MOTChallenge result files, TrackEval metrics."""

@@ -1,0 +1,1 @@
+"""Training: matching, losses, denoising, the Lightning module, callbacks, ConfigLoader."""

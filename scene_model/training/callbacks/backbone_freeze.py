@@ -1,0 +1,33 @@
+"""Backbone freeze policy: frozen for the first ``unfreeze_after`` epochs, trainable afterwards."""
+
+from __future__ import annotations
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_info
+
+
+class BackboneFreeze(L.Callback):
+    """Applies ``model.backbone.freeze`` / ``model.backbone.unfreeze_after`` at every epoch start.
+
+    The backbone keeps its place in the optimiser (its own parameter group) and in DDP's reducer;
+    while frozen its parameters have ``requires_grad=False``, receive no gradient and are therefore
+    not updated (nor decayed) by the optimiser. Deciding from the current epoch makes a resumed run
+    land in the right state. Under DDP a frozen backbone needs ``find_unused_parameters=True``
+    (conf/trainer/ddp*.yaml set it from ``model.backbone.freeze``).
+    """
+
+    def __init__(self, freeze: bool = False, unfreeze_after: int = 0) -> None:
+        self.freeze = freeze
+        self.unfreeze_after = unfreeze_after
+
+    def frozen_at(self, epoch: int) -> bool:
+        """Frozen when ``freeze`` is set and ``epoch < unfreeze_after``; ``unfreeze_after <= 0`` never unfreezes."""
+        if not self.freeze:
+            return False
+        return self.unfreeze_after <= 0 or epoch < self.unfreeze_after
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        frozen = self.frozen_at(trainer.current_epoch)
+        if frozen != pl_module.backbone_frozen:
+            pl_module.set_backbone_trainable(not frozen)
+            rank_zero_info(f"epoch {trainer.current_epoch}: backbone {'frozen' if frozen else 'trainable'}")

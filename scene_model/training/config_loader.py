@@ -1,0 +1,52 @@
+"""ConfigLoader: builds every component of a run from the composed Hydra config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from scene_model.training.lit_module import SceneModelLightningModule
+
+
+class ConfigLoader:
+    """Each ``build_*`` instantiates one config group from its ``_target_``."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+
+    def build_datamodule(self) -> L.LightningDataModule:
+        return instantiate(self.cfg.data)
+
+    def build_model(self) -> nn.Module:
+        return instantiate(self.cfg.model)
+
+    def build_lit_module(self) -> SceneModelLightningModule:
+        cfg = self.cfg
+        scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+        return SceneModelLightningModule(
+            model=self.build_model(),
+            head_adapter=instantiate(cfg.head),
+            optimizer=instantiate(cfg.optimizer),
+            scheduler=scheduler,
+            backbone_lr_mult=float(cfg.model.backbone.get("lr_mult", 1.0)),
+            config=self.resolved_config(),
+        )
+
+    def build_logger(self) -> list[Logger]:
+        return [instantiate(c) for c in (self.cfg.get("logger") or {}).values() if c and "_target_" in c]
+
+    def build_callbacks(self) -> list[Callback]:
+        return [instantiate(c) for c in (self.cfg.get("callbacks") or {}).values() if c and "_target_" in c]
+
+    def build_trainer(self, callbacks: list[Callback] | None = None, loggers: list[Logger] | None = None) -> L.Trainer:
+        return instantiate(self.cfg.trainer, callbacks=callbacks or [], logger=loggers or False)
+
+    def resolved_config(self) -> dict[str, Any]:
+        """The run config as plain Python values (what checkpoints keep as hyperparameters)."""
+        return OmegaConf.to_container(self.cfg, resolve=True)

@@ -1,0 +1,97 @@
+"""SceneModelLightningModule: the training and validation steps around a SceneModel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from scene_model.data.types import SceneBatch
+from scene_model.training.head_adapter import LOSS_TERMS, HeadAdapter
+
+
+class SceneModelLightningModule(L.LightningModule):
+    """Built from ready objects (model, head adapter) and partials (optimizer, scheduler).
+
+    ``config`` (a plain dict of the resolved run config) is saved as the only hyperparameter, so
+    checkpoints stay loadable with ``weights_only=True``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        head_adapter: HeadAdapter,
+        optimizer: Callable[..., Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        backbone_lr_mult: float = 1.0,
+        config: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.head_adapter = head_adapter
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.backbone_lr_mult = backbone_lr_mult
+        self.backbone_frozen = False
+        if config is not None:
+            self.save_hyperparameters({"config": config})
+
+    # --- backbone freeze policy (driven by training.callbacks.BackboneFreeze) ---------------------
+    def set_backbone_trainable(self, trainable: bool) -> None:
+        """Freeze: no gradients and batch-norm statistics held (backbone kept in eval mode)."""
+        self.backbone_frozen = not trainable
+        for param in self.model.backbone.parameters():
+            param.requires_grad_(trainable)
+        self.model.backbone.train(self.training and trainable)
+
+    def train(self, mode: bool = True) -> SceneModelLightningModule:
+        super().train(mode)
+        if self.backbone_frozen:
+            self.model.backbone.eval()
+        return self
+
+    # --- steps ------------------------------------------------------------------------------------
+    def forward(self, frames: Tensor, padding_mask: Tensor | None = None) -> dict[str, Any]:
+        return self.model(frames, padding_mask)
+
+    def _shared_step(self, batch: SceneBatch, stage: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        outputs = self.model(batch.frames, batch.padding_mask)
+        losses = self.head_adapter.compute_loss(outputs, batch.tracks, batch.padding_mask)
+        common = dict(on_step=stage == "train", on_epoch=True, batch_size=len(batch), sync_dist=stage != "train")
+        self.log(f"{stage}/total", losses["total"].detach(), prog_bar=True, **common)
+        self.log_dict({f"{stage}/{name}": losses[name].detach() for name in LOSS_TERMS}, **common)
+        return losses, outputs
+
+    def training_step(self, batch: SceneBatch, batch_idx: int) -> Tensor:
+        losses, _ = self._shared_step(batch, "train")
+        return losses["total"]
+
+    def validation_step(self, batch: SceneBatch, batch_idx: int) -> dict[str, Any]:
+        losses, outputs = self._shared_step(batch, "val")
+        return {"loss": losses["total"], "outputs": {k: v for k, v in outputs.items() if k != "aux"}}
+
+    def test_step(self, batch: SceneBatch, batch_idx: int) -> dict[str, Any]:
+        losses, outputs = self._shared_step(batch, "test")
+        return {"loss": losses["total"], "outputs": {k: v for k, v in outputs.items() if k != "aux"}}
+
+    # --- optimisation -----------------------------------------------------------------------------
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Two groups: the backbone at ``backbone_lr_mult`` times the base rate, and the rest."""
+        backbone_ids = {id(p) for p in self.model.backbone.parameters()}
+        backbone = list(self.model.backbone.parameters())
+        rest = [p for p in self.parameters() if id(p) not in backbone_ids]
+        base_lr = self.optimizer_factory.keywords.get("lr") if hasattr(self.optimizer_factory, "keywords") else None
+        backbone_group: dict[str, Any] = {"params": backbone, "name": "backbone"}
+        if base_lr is not None:
+            backbone_group["lr"] = base_lr * self.backbone_lr_mult
+        return [{"params": rest, "name": "transformer"}, backbone_group]
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = self.optimizer_factory(params=self.parameter_groups())
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,64 @@
+"""The way of one run: build everything from the config, fit, evaluate, return the optimised metric."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from scene_model.errors import SceneModelError
+from scene_model.training.config_loader import ConfigLoader
+
+log = logging.getLogger(__name__)
+
+
+@rank_zero_only
+def save_resolved_config(cfg: DictConfig, output_dir: Path) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Fit (``train``), then evaluate (``test``); returns the value of ``optimized_metric``."""
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    loader = ConfigLoader(cfg)
+    datamodule = loader.build_datamodule()
+    module = loader.build_lit_module()
+    trainer = loader.build_trainer(loader.build_callbacks(), loader.build_logger())
+    save_resolved_config(cfg, Path(cfg.paths.output_dir))
+
+    ckpt_path = cfg.get("ckpt_path")
+    if cfg.get("train", True):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        ckpt_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
+        ckpt_path = ckpt_path or None
+    else:
+        trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    if cfg.get("test", False):
+        trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path)
+
+    metric_name = cfg.get("optimized_metric")
+    value = trainer.callback_metrics.get(metric_name) if metric_name else None
+    if value is None:
+        return None
+    value = float(value)
+    log.info(f"{metric_name} = {value:.6g}")
+    return value if math.isfinite(value) else float("nan")
+
+
+def main(cfg: DictConfig) -> float | None:
+    """Entry point body: a user-fixable error is printed as one message, without a traceback."""
+    try:
+        return train(cfg)
+    except SceneModelError as err:
+        log.error(f"{type(err).__name__}: {err}")
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # let the sweeper record the failed job
+        raise SystemExit(1) from None

@@ -1,0 +1,108 @@
+"""HeadAdapter: the loss dict, perfect predictions, padding, gradients."""
+
+from __future__ import annotations
+
+import torch
+
+from scene_model.data.types import TrackTargets
+from scene_model.models.head import inverse_sigmoid
+from scene_model.training.head_adapter import HeadAdapter
+from scene_model.training.matcher import HungarianMatcher
+
+KEYS = {"total", "cls", "bbox", "giou", "exist", "num_matches", "num_targets"}
+
+
+def random_tracks(batch=2, frames=3, tracks=3, seed=0) -> TrackTargets:
+    g = torch.Generator().manual_seed(seed)
+    centre = torch.rand(batch, frames, tracks, 2, generator=g) * 0.6 + 0.2
+    size = torch.rand(batch, frames, tracks, 2, generator=g) * 0.2 + 0.05
+    present = torch.rand(batch, frames, tracks, generator=g) > 0.2
+    valid = torch.ones(batch, tracks, dtype=torch.bool)
+    valid[1, -1] = False
+    present &= valid[:, None]
+    ids = torch.where(valid, torch.arange(tracks).expand(batch, -1), -1)
+    return TrackTargets(torch.cat([centre, size], -1) * present[..., None], present, torch.zeros(batch, tracks, dtype=torch.long), ids, valid)
+
+
+def outputs_from(tracks: TrackTargets, queries: int, perfect: bool) -> dict:
+    batch, frames, num_tracks, _ = tracks.boxes.shape
+    boxes = torch.rand(batch, frames, queries, 4) * 0.5 + 0.1
+    cls = torch.full((batch, frames, queries, 1), -8.0)
+    exist = torch.full((batch, frames, queries, 1), -8.0)
+    if perfect:  # query q + 1 predicts track q exactly (a permutation the matcher must find)
+        for k in range(num_tracks):
+            boxes[:, :, k + 1] = torch.where(tracks.present[..., k, None], tracks.boxes[:, :, k], boxes[:, :, k + 1])
+            hit = (tracks.present[..., k] & tracks.valid[:, None, k])[..., None]
+            cls[:, :, k + 1] = torch.where(hit, 8.0, -8.0)
+            exist[:, :, k + 1] = torch.where(hit, 8.0, -8.0)
+    boxes = boxes.requires_grad_()
+    return {
+        "bbox_center": boxes[..., :2], "bbox_size": boxes[..., 2:], "cls_logits": cls.requires_grad_(),
+        "exist_logit": exist.requires_grad_(), "exist_conf": exist.sigmoid(), "aux": [],
+    }
+
+
+def adapter() -> HeadAdapter:
+    return HeadAdapter(HungarianMatcher())
+
+
+def test_loss_dict_has_the_contract_keys():
+    tracks = random_tracks()
+    losses = adapter().compute_loss(outputs_from(tracks, 6, False), tracks, torch.zeros(2, 3, dtype=torch.bool))
+    assert set(losses) == KEYS
+    assert all(v.dim() == 0 and torch.isfinite(v) for v in losses.values())
+    assert losses["num_targets"] == tracks.present.sum()
+    assert losses["num_matches"] == tracks.valid.sum()
+
+
+def test_perfect_predictions_give_near_zero_loss():
+    tracks = random_tracks()
+    padding = torch.zeros(2, 3, dtype=torch.bool)
+    perfect = adapter().compute_loss(outputs_from(tracks, 6, True), tracks, padding)
+    wrong = adapter().compute_loss(outputs_from(tracks, 6, False), tracks, padding)
+    assert perfect["bbox"] < 1e-6 and perfect["giou"] < 1e-5
+    assert perfect["cls"] < 1e-3 and perfect["exist"] < 1e-2
+    assert wrong["total"] > 100 * perfect["total"]
+
+
+def test_padded_frames_count_nowhere():
+    tracks = random_tracks()
+    padding = torch.zeros(2, 3, dtype=torch.bool)
+    padding[0, 2] = True
+    out = outputs_from(tracks, 6, False)
+    base = adapter().compute_loss(out, tracks, padding)
+    garbage = {k: (v.detach().clone() if torch.is_tensor(v) else v) for k, v in out.items()}
+    for key in ("bbox_center", "bbox_size", "cls_logits", "exist_logit"):
+        garbage[key][0, 2] = torch.randn_like(garbage[key][0, 2]) * 5
+    changed = adapter().compute_loss(garbage, tracks, padding)
+    for key in KEYS:
+        assert torch.allclose(base[key], changed[key]), key
+
+
+def test_gradients_reach_every_head_output():
+    tracks = random_tracks()
+    out = outputs_from(tracks, 6, False)
+    adapter().compute_loss(out, tracks, torch.zeros(2, 3, dtype=torch.bool))["total"].backward()
+    for key in ("cls_logits", "exist_logit"):
+        assert out[key].grad is not None and out[key].grad.abs().sum() > 0, key
+    boxes_leaf = out["bbox_center"]._base
+    assert boxes_leaf.grad is not None and boxes_leaf.grad.abs().sum() > 0
+
+
+def test_gradients_reach_every_model_parameter():
+    from scene_model.data.collate import collate_tracking
+    from scene_model.models import build_scene_model
+    from tests.test_collate import make_clip
+
+    model = build_scene_model({"name": "resnet18", "norm": "batch_norm", "out_layer": 3}, d_model=32, nhead=4,
+                              num_encoder_layers=1, num_decoder_layers=2, dim_feedforward=64, num_queries=5)
+    batch = collate_tracking([make_clip(2, 64, 96, [[1, 2], [2]]), make_clip(2, 64, 96, [[3], [3]])])
+    losses = adapter().compute_loss(model(batch.frames, batch.padding_mask), batch.tracks, batch.padding_mask)
+    losses["total"].backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing, missing
+
+
+def test_inverse_sigmoid_round_trip():
+    x = torch.rand(100) * 0.98 + 0.01
+    assert torch.allclose(inverse_sigmoid(x).sigmoid(), x, atol=1e-5)
