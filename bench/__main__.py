@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     modules = discover()
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all of {', '.join(modules)})")
-    parser.add_argument("--quick", action="store_true", help="small inputs: checks that a benchmark runs, figures are rough")
+    parser.add_argument("--quick", action="store_true", help="small inputs and fewer cases: checks that a benchmark runs, figures are rough")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(modules))
     if unknown:

@@ -31,8 +31,8 @@ def test_peak_memory_is_measured_in_a_fresh_process():
 def test_loader_benchmark_reports_speed_up_and_memory():
     rows = {row.name: row for row in loader.run(quick=True)}
     assert rows[f"{loader.EVAL} / naive"].unit == "x" and rows[f"{loader.EVAL} / naive"].value > 0
-    assert all(rows[name].value > 0 for name in (loader.NAIVE, loader.EVAL, loader.TRAIN, loader.TRAIN_HUE))
-    assert sum(name.startswith("peak memory") for name in rows) == 4
+    assert rows[loader.NAIVE].value > 0 and rows[loader.EVAL].value > 0
+    assert {name for name in rows if name.startswith("peak memory")} == {f"peak memory, {loader.NAIVE}", f"peak memory, {loader.EVAL}"}
     assert rows["mean |ours - naive| per pixel"].value < 3
 
 
