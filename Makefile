@@ -29,5 +29,8 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
+bench: $(STAMP)
+	$(PY) -m bench $(ARGS)
+
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
+from scene_model.data.collate import collate_tracking
 from scene_model.data.datamodule import DancetrackDataModule
+from scene_model.data.dataset import SequenceRecord
 from scene_model.data.mot_format import list_sequences, read_gt, read_seqinfo
+from scene_model.errors import DataFormatError
+from tests.data_helpers import write_sequence
 
 
 def test_synthetic_layout_is_dancetrack(tiny_root):
@@ -49,3 +54,59 @@ def test_short_sequence_gives_padded_window(tiny_root):
     dm.setup("validate")
     batch = next(iter(dm.val_dataloader()))
     assert batch.frames.shape[1] == 16 and not batch.padding_mask.any()
+
+
+def test_validation_windows_cover_every_frame(tiny_root):
+    dm = DancetrackDataModule(str(tiny_root), clip_len=3, val_stride=3, num_workers=0, eval_size=64)
+    dm.setup("validate")
+    dataset = dm.datasets["val"]
+    frames = [dataset.frame_numbers(i) for i in range(len(dataset))]
+    assert all(np.array_equal(np.diff(f), [1, 1]) for f in frames)
+    assert sorted({int(n) for f in frames for n in f}) == list(range(1, 17))
+    assert frames[-1].tolist() == [14, 15, 16]
+
+
+def test_test_split_without_gt_gives_clips_without_boxes(tiny_root):
+    dm = DancetrackDataModule(str(tiny_root), clip_len=3, test_split="test", num_workers=0, eval_size=64)
+    dm.setup("test")
+    batch = next(iter(dm.test_dataloader()))
+    assert batch.frames.shape[1] == 3 and all(len(f) == 0 for sample in batch.targets for f in sample)
+    assert batch.tracks.num_tracks == 0
+
+
+def test_train_split_without_gt_is_an_error(tmp_path):
+    write_sequence(tmp_path, gt=None)
+    dm = DancetrackDataModule(str(tmp_path), num_workers=0)
+    with pytest.raises(DataFormatError, match=r"missing .*seq1/gt/gt\.txt"):
+        dm.setup("fit")
+
+
+def test_sequences_of_other_sizes_and_lengths_share_a_padded_batch(tmp_path):
+    write_sequence(tmp_path, "val", "a", length=2, width=100, height=50, rectangle=(10, 10, 20, 20),
+                   gt="1,3,10,10,20,20,1,1,1\n2,3,12,10,20,20,1,1,1\n")
+    write_sequence(tmp_path, "val", "b", length=5, width=80, height=60, frames=True, gt="5,8,0,0,40,30,1,1,1\n")
+    dm = DancetrackDataModule(str(tmp_path), clip_len=4, eval_batch_size=2, num_workers=0, eval_size=30)
+    dm.setup("validate")
+    batch = next(iter(dm.val_dataloader()))
+    assert batch.sequence_ids == ["a", "b"]
+    assert batch.padding_mask.tolist() == [[False, False, True, True], [False] * 4]
+    assert batch.image_sizes.tolist() == [[30, 60], [30, 40]]
+    assert batch.orig_sizes.tolist() == [[100, 50], [80, 60]]
+    assert batch.frames.shape == (2, 4, 3, 30, 60)
+    windows = [dm.datasets["val"].frame_numbers(i).tolist() for i in range(len(dm.datasets["val"]))]
+    assert windows == [[1, 2], [1, 2, 3, 4], [2, 3, 4, 5]]
+    # a's 100x50 frames become 60x30, filling the canvas: box (10, 10, 20, 20) -> (6, 6, 12, 12) pixels.
+    first = batch.targets[0][0]
+    assert first.track_ids.tolist() == [3]
+    assert torch.allclose(torch.cat([first.center, first.size], 1), torch.tensor([[0.2, 0.4, 0.2, 0.4]]), atol=1e-6)
+    # b's 80x60 frames become 40x30 in the left of a 60x30 canvas: box (0, 0, 40, 30) -> (0, 0, 20, 15).
+    last = collate_tracking([dm.datasets["val"][2], dm.datasets["val"][0]]).targets[0][3]
+    assert last.frame_index == 5 and last.track_ids.tolist() == [8]
+    assert torch.allclose(torch.cat([last.center, last.size], 1), torch.tensor([[10 / 60, 0.25, 20 / 60, 0.5]]), atol=1e-6)
+
+
+def test_class_ids_map_to_labels(tmp_path):
+    seq = write_sequence(tmp_path, gt="1,1,1,1,5,5,1,7,1\n1,2,1,1,5,5,1,3,1\n1,3,1,1,5,5,1,4,1\n")
+    record = SequenceRecord.load(seq, True, (7, 3))
+    boxes, ids, labels = record.boxes_of(1)
+    assert ids.tolist() == [1, 2] and labels.tolist() == [0, 1]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from scene_model.data.mot_format import list_sequences, read_gt, read_seqinfo
+from scene_model.data.mot_format import _parse_gt, _parse_gt_lines, list_sequences, read_gt, read_seqinfo
 from scene_model.errors import DataFormatError
 
 SEQINFO = "[Sequence]\nname={name}\nimDir=img1\nframeRate=20\nseqLength=10\nimWidth=100\nimHeight=50\nimExt=.jpg\n"
@@ -60,4 +61,50 @@ def test_seqmap_chooses_sequences_and_names_unknown_ones(tmp_path):
     assert [p.name for p in list_sequences(tmp_path, "train")] == ["b"]
     (tmp_path / "train_seqmap.txt").write_text("name\nb\nzzz\n")
     with pytest.raises(DataFormatError, match="zzz"):
+        list_sequences(tmp_path, "train")
+
+
+def test_gt_lines_in_any_order_with_sparse_ids_and_optional_columns(tmp_path):
+    seq = make_sequence(tmp_path, gt="4,900,1,1,5,5\n 2 , 17 ,1,1,5,5,1,1,0.25\n\n4,3,1,1,5,5,1,1,1\n")
+    gt = read_gt(read_seqinfo(seq))
+    assert gt.frames.tolist() == [2, 4, 4]
+    assert gt.track_ids.tolist() == [17, 900, 3]
+    assert gt.visibility.tolist() == [0.25, 1.0, 1.0]
+
+
+def test_fast_and_line_by_line_parsers_agree(tmp_path):
+    rng = np.random.default_rng(0)
+    table = np.column_stack([rng.integers(1, 11, 300), rng.integers(1, 50, 300), rng.uniform(-10, 90, (300, 4)),
+                             rng.integers(0, 2, 300), rng.integers(1, 3, 300), rng.uniform(0, 1, 300)])
+    path = tmp_path / "gt.txt"
+    path.write_text("".join(",".join(f"{v:g}" for v in row) + "\n" for row in table))
+    assert np.array_equal(_parse_gt(path), _parse_gt_lines(path)[0])
+    assert np.allclose(_parse_gt(path), table, atol=1e-4)
+
+
+def test_a_track_twice_in_one_frame_names_both_lines(tmp_path):
+    seq = make_sequence(tmp_path, gt="1,1,10,10,20,20,1,1,1\n2,5,1,1,5,5,1,1,1\n1,1,30,10,20,20,0,1,1\n2,5,9,9,5,5,1,1,1\n")
+    with pytest.raises(DataFormatError, match=r"gt\.txt:4: track id 5 appears twice in frame 2 \(first at line 2\)"):
+        read_gt(read_seqinfo(seq))
+
+
+def test_frame_beyond_seqlength_and_bad_frame_number(tmp_path):
+    seq = make_sequence(tmp_path, gt="11,1,10,10,20,20,1,1,1\n")
+    with pytest.raises(DataFormatError, match=r"frame 11 is beyond seqLength=10 of .*seqinfo\.ini"):
+        read_gt(read_seqinfo(seq))
+    (seq / "gt" / "gt.txt").write_text("1,1,10,10,20,20,1,1,1\n0,1,10,10,20,20,1,1,1\n")
+    with pytest.raises(DataFormatError, match=r"gt\.txt:2: frame must be a 1-based integer"):
+        read_gt(read_seqinfo(seq))
+
+
+def test_short_gt_line_names_file_and_line(tmp_path):
+    seq = make_sequence(tmp_path, gt="1,1,10,10,20,20,1,1,1\n1,2,3\n")
+    with pytest.raises(DataFormatError, match=r"gt\.txt:2: expected at least 6 comma-separated columns"):
+        read_gt(read_seqinfo(seq))
+
+
+def test_seqmap_listing_a_sequence_twice_names_the_line(tmp_path):
+    make_sequence(tmp_path, name="a")
+    (tmp_path / "train_seqmap.txt").write_text("name\na\n\na\n")
+    with pytest.raises(DataFormatError, match=r"train_seqmap\.txt:4: sequence 'a' is listed twice"):
         list_sequences(tmp_path, "train")

@@ -49,4 +49,5 @@ def collate_tracking(clips: Sequence[Clip]) -> SceneBatch:
         frame_indices=frame_indices,
         orig_sizes=torch.tensor([c.orig_size for c in clips], dtype=torch.long),
         image_sizes=image_sizes,
+        skipped_frames=tuple(path for c in clips for path in c.skipped_frames),
     )

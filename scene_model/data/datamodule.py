@@ -7,21 +7,23 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from scene_model.data.collate import collate_tracking
 from scene_model.data.dataset import ClipDataset, SequenceRecord
 from scene_model.data.mot_format import list_sequences
 from scene_model.data.synthetic import SyntheticSpec, ensure_synthetic
+from scene_model.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 from scene_model.data.types import SceneBatch
-from scene_model.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_clip_transform
 
 
 class DancetrackDataModule(L.LightningDataModule):
     """Train/val/test loaders over ``root`` in the MOTChallenge/DanceTrack layout.
 
     With ``synthetic`` set (a dict of SyntheticSpec options), the synthetic data set is generated
-    at ``root`` on first use.
+    at ``root`` on first use. The train and val splits must have gt/gt.txt; the test split may lack
+    it (DanceTrack's test split has none), its clips then carry no boxes.
     """
 
     def __init__(
@@ -44,8 +46,12 @@ class DancetrackDataModule(L.LightningDataModule):
         eval_size: int = 160,
         max_size: int = 1333,
         hflip: float = 0.5,
-        crop: bool = False,
+        crop: float = 0.0,
+        crop_scale: Sequence[float] = (0.6, 1.0),
         color_jitter: float = 0.0,
+        hue: float = 0.0,
+        min_box_size: float = 1.0,
+        skip_bad_frames: bool = False,
         num_classes: int | None = None,
     ) -> None:
         super().__init__()
@@ -63,35 +69,46 @@ class DancetrackDataModule(L.LightningDataModule):
         self.class_ids = tuple(int(c) for c in class_ids)
         if num_classes is not None and num_classes < len(self.class_ids):
             raise ValueError(f"num_classes={num_classes} is smaller than the {len(self.class_ids)} class_ids")
-        self.train_transform = build_clip_transform(
-            True, train_sizes, max_size, hflip=hflip, crop=crop, color_jitter=color_jitter
+        self.skip_bad_frames = skip_bad_frames
+        self.train_transform = ClipTransform(
+            True, train_sizes, max_size, hflip=hflip, crop=crop, crop_scale=crop_scale,
+            color_jitter=color_jitter, hue=hue, min_box_size=min_box_size,
         )
-        self.eval_transform = build_clip_transform(False, (eval_size,), max_size)
+        self.eval_transform = ClipTransform(False, (eval_size,), max_size, min_box_size=min_box_size)
         self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
         self.datasets: dict[str, ClipDataset] = {}
+        self.skipped_frames: set[str] = set()  # unreadable frames skipped so far (main process)
 
     def prepare_data(self) -> None:
         if self.synthetic is not None:
             ensure_synthetic(self.root, SyntheticSpec.from_dict(self.synthetic))
 
-    def load_split(self, split: str, with_gt: bool = True) -> list[SequenceRecord]:
-        return [SequenceRecord.load(d, with_gt, self.class_ids) for d in list_sequences(self.root, split)]
+    def load_split(self, split: str, require_gt: bool = True) -> list[SequenceRecord]:
+        """Every sequence of a split (seqmap order when there is one), with a one-line summary."""
+        records = [SequenceRecord.load(d, require_gt, self.class_ids) for d in list_sequences(self.root, split)]
+        with_gt = [r.gt for r in records if r.gt is not None]
+        rank_zero_info(
+            f"{self.root / split}: {len(records)} sequences, {sum(r.info.length for r in records)} frames, "
+            f"{sum(len(g) for g in with_gt)} boxes"
+            + (f", {sum(g.num_dropped for g in with_gt)} of zero or negative size dropped" if with_gt else ", no gt")
+        )
+        return records
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and "train" not in self.datasets:
             self.datasets["train"] = ClipDataset(
                 self.load_split(self.splits["train"]), self.clip_len, self.train_transform, train=True,
-                max_interval=self.max_interval, stride=self.train_stride, class_ids=self.class_ids,
+                max_interval=self.max_interval, stride=self.train_stride, skip_bad_frames=self.skip_bad_frames,
             )
         if stage in (None, "fit", "validate") and "val" not in self.datasets:
-            self.datasets["val"] = self._eval_dataset(self.splits["val"])
+            self.datasets["val"] = self._eval_dataset(self.splits["val"], require_gt=True)
         if stage in (None, "test") and "test" not in self.datasets:
-            self.datasets["test"] = self._eval_dataset(self.splits["test"])
+            self.datasets["test"] = self._eval_dataset(self.splits["test"], require_gt=False)
 
-    def _eval_dataset(self, split: str) -> ClipDataset:
+    def _eval_dataset(self, split: str, require_gt: bool) -> ClipDataset:
         return ClipDataset(
-            self.load_split(split), self.clip_len, self.eval_transform, train=False,
-            stride=self.val_stride, class_ids=self.class_ids,
+            self.load_split(split, require_gt), self.clip_len, self.eval_transform, train=False,
+            stride=self.val_stride, skip_bad_frames=self.skip_bad_frames,
         )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
@@ -106,8 +123,20 @@ class DancetrackDataModule(L.LightningDataModule):
             drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
         )
 
+    def on_before_batch_transfer(self, batch: SceneBatch, dataloader_idx: int) -> SceneBatch:
+        self.skipped_frames.update(batch.skipped_frames)
+        return batch
+
     def transfer_batch_to_device(self, batch: SceneBatch, device: torch.device, dataloader_idx: int) -> SceneBatch:
         return batch.to(device, non_blocking=True)
+
+    def teardown(self, stage: str) -> None:
+        if self.skipped_frames:
+            shown = sorted(self.skipped_frames)
+            rank_zero_warn(
+                f"skipped {len(shown)} unreadable frame(s) (data.skip_bad_frames=true): "
+                + ", ".join(shown[:5]) + (" ..." if len(shown) > 5 else "")
+            )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

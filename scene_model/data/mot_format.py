@@ -4,11 +4,14 @@
     root/<split>/<sequence>/img1/00000001.jpg ...
     root/<split>/<sequence>/gt/gt.txt       frame, id, left, top, width, height, mark, class, visibility
     root/<split>_seqmap.txt                 optional: a header line ``name``, then one sequence a line
+
+The test split of DanceTrack has no gt/gt.txt.
 """
 
 from __future__ import annotations
 
 import configparser
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,7 @@ EXPECTED_LAYOUT = (
     "(optional seqmap <root>/<split>_seqmap.txt)"
 )
 SEQINFO_KEYS = ("name", "imdir", "framerate", "seqlength", "imwidth", "imheight", "imext")
+GT_COLUMNS = "frame,id,left,top,width,height[,mark,class,visibility]"
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,10 @@ class SequenceInfo:
     @property
     def gt_path(self) -> Path:
         return self.directory / "gt" / "gt.txt"
+
+    @property
+    def seqinfo_path(self) -> Path:
+        return self.directory / "seqinfo.ini"
 
 
 @dataclass
@@ -95,9 +103,12 @@ def read_seqinfo(seq_dir: Path) -> SequenceInfo:
     return info
 
 
-def _parse_gt_lines(path: Path) -> np.ndarray:
-    """Parse gt.txt into float64[M, 9]; a malformed line raises with its line number."""
-    rows = []
+def _parse_gt_lines(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Parse gt.txt line by line into (float64[M, 9], 1-based line numbers int64[M]).
+
+    The slow, exact path: a malformed line raises with its line number.
+    """
+    rows, line_numbers = [], []
     with open(path) as handle:
         for line_no, line in enumerate(handle, start=1):
             line = line.strip()
@@ -106,34 +117,84 @@ def _parse_gt_lines(path: Path) -> np.ndarray:
             fields = line.replace(" ", "").split(",")
             if len(fields) < 6:
                 raise DataFormatError(
-                    f"{path}:{line_no}: expected at least 6 comma-separated columns "
-                    f"(frame,id,left,top,width,height[,mark,class,visibility]), found {len(fields)}: {line!r}"
+                    f"{path}:{line_no}: expected at least 6 comma-separated columns ({GT_COLUMNS}), "
+                    f"found {len(fields)}: {line!r}"
                 )
             fields = (fields + ["1", "1", "1"])[:9]
             try:
                 values = [float(value) for value in fields]
             except ValueError:
                 raise DataFormatError(f"{path}:{line_no}: a column is not a number: {line!r}") from None
-            if values[0] < 1 or values[0] != int(values[0]):
+            if not values[0] >= 1 or values[0] != int(values[0]):
                 raise DataFormatError(f"{path}:{line_no}: frame must be a 1-based integer, found {fields[0]!r}")
             rows.append(values)
-    return np.asarray(rows, dtype=np.float64).reshape(-1, 9)
+            line_numbers.append(line_no)
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 9), np.asarray(line_numbers, dtype=np.int64)
+
+
+def _parse_gt(path: Path) -> np.ndarray:
+    """Parse gt.txt into float64[M, 9] with numpy's C reader, falling back to the line parser
+    (which names the bad line) whenever the file is not a clean table of valid rows."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # an empty file
+            table = np.loadtxt(path, delimiter=",", ndmin=2, comments=None, dtype=np.float64)
+    except ValueError:
+        return _parse_gt_lines(path)[0]
+    if table.size == 0:
+        return np.zeros((0, 9))
+    frames = table[:, 0]
+    if table.shape[1] < 6 or not ((frames >= 1) & (frames == np.floor(frames))).all():
+        return _parse_gt_lines(path)[0]
+    if table.shape[1] < 9:
+        table = np.concatenate([table, np.ones((len(table), 9 - table.shape[1]))], axis=1)
+    return table[:, :9]
+
+
+def _kept_rows(table: np.ndarray, class_ids: tuple[int, ...] | None) -> np.ndarray:
+    """Rows to train on: mark != 0 and, when given, one of ``class_ids``."""
+    keep = table[:, 6] != 0
+    if class_ids is not None:
+        keep &= np.isin(table[:, 7].astype(np.int64), np.asarray(class_ids, dtype=np.int64))
+    return keep
+
+
+def _has_duplicate_ids(table: np.ndarray) -> bool:
+    """Whether a (frame, id) pair appears twice."""
+    if len(table) < 2:
+        return False
+    ids = table[:, 1].astype(np.int64)
+    keys = table[:, 0].astype(np.int64) * (int(ids.max() - ids.min()) + 1) + (ids - ids.min())
+    return len(np.unique(keys)) < len(keys)
+
+
+def _raise_duplicate_id(path: Path, class_ids: tuple[int, ...] | None) -> None:
+    """Name both lines of the first (frame, id) pair that appears twice among the kept rows."""
+    rows, line_numbers = _parse_gt_lines(path)
+    keep = _kept_rows(rows, class_ids)
+    seen: dict[tuple[int, int], int] = {}
+    for (frame, track), line_no in zip(rows[keep, :2].astype(np.int64).tolist(), line_numbers[keep].tolist(), strict=True):
+        if (frame, track) in seen:
+            raise DataFormatError(
+                f"{path}:{line_no}: track id {track} appears twice in frame {frame} (first at line {seen[frame, track]})"
+            )
+        seen[frame, track] = line_no
 
 
 def read_gt(info: SequenceInfo, class_ids: tuple[int, ...] | None = None) -> GroundTruth:
-    """Read gt.txt of a sequence: keep mark != 0 (and the given classes), clip to the image, drop empty boxes."""
+    """Read gt.txt of a sequence: keep mark != 0 (and the given classes), clip to the image, drop and
+    count boxes left with zero or negative size. Lines may come in any order; ids need not be contiguous."""
     path = info.gt_path
     if not path.is_file():
         raise DataFormatError(f"missing {path}; {EXPECTED_LAYOUT}")
-    table = _parse_gt_lines(path)
+    table = _parse_gt(path)
     out_of_range = table[:, 0] > info.length
     if out_of_range.any():
         frame = int(table[out_of_range, 0][0])
-        raise DataFormatError(f"{path}: frame {frame} is beyond seqLength={info.length} of {info.directory / 'seqinfo.ini'}")
-    keep = table[:, 6] != 0
-    if class_ids is not None:
-        keep &= np.isin(table[:, 7].astype(np.int64), np.asarray(class_ids))
-    table = table[keep]
+        raise DataFormatError(f"{path}: frame {frame} is beyond seqLength={info.length} of {info.seqinfo_path}")
+    table = table[_kept_rows(table, class_ids)]
+    if _has_duplicate_ids(table):
+        _raise_duplicate_id(path, class_ids)
     left = np.clip(table[:, 2], 0, info.width)
     top = np.clip(table[:, 3], 0, info.height)
     right = np.clip(table[:, 2] + table[:, 4], 0, info.width)
@@ -154,15 +215,23 @@ def read_gt(info: SequenceInfo, class_ids: tuple[int, ...] | None = None) -> Gro
 
 
 def read_seqmap(path: Path) -> list[str]:
-    """Sequence names of a seqmap file (a header line ``name``, then one name a line)."""
-    lines = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
-    if lines and lines[0].lower() == "name":
-        lines = lines[1:]
-    return lines
+    """Sequence names of a seqmap file (a header line ``name``, then one name a line); a name listed
+    twice is named with its line."""
+    path = Path(path)
+    names: list[str] = []
+    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+        name = line.strip()
+        if not name or (not names and line_no == 1 and name.lower() == "name"):
+            continue
+        if name in names:
+            raise DataFormatError(f"{path}:{line_no}: sequence {name!r} is listed twice")
+        names.append(name)
+    return names
 
 
 def list_sequences(root: Path, split: str) -> list[Path]:
-    """Sequence directories of a split, in seqmap order when ``<root>/<split>_seqmap.txt`` exists."""
+    """Sequence directories of a split, in seqmap order when ``<root>/<split>_seqmap.txt`` exists,
+    otherwise every directory of the split in name order."""
     root = Path(root)
     if not root.is_dir():
         raise DataFormatError(f"data root {root} does not exist; {EXPECTED_LAYOUT}")
@@ -175,6 +244,8 @@ def list_sequences(root: Path, split: str) -> list[Path]:
         unknown = [name for name in names if not (split_dir / name).is_dir()]
         if unknown:
             raise DataFormatError(f"{seqmap}: sequence(s) {', '.join(unknown)} not found in {split_dir}")
+        if not names:
+            raise DataFormatError(f"{seqmap} lists no sequence (a header line 'name', then one sequence a line)")
         return [split_dir / name for name in names]
     sequences = sorted(p for p in split_dir.iterdir() if p.is_dir())
     if not sequences:

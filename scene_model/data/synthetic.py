@@ -195,7 +195,6 @@ def _write_sequence(seq_dir: Path, name: str, spec: SyntheticSpec, rng: np.rando
 def generate(root: Path, spec: SyntheticSpec) -> None:
     """Write the whole data set under ``root`` (which must not exist yet)."""
     root = Path(root)
-    rng = np.random.default_rng(spec.seed)
     splits = {"train": spec.num_train, "val": spec.num_val, "test": spec.num_test}
     index = 0
     for split, count in splits.items():
@@ -208,7 +207,6 @@ def generate(root: Path, spec: SyntheticSpec) -> None:
             _write_sequence(root / split / name, name, spec, seq_rng, size, with_gt=split != "test")
             names.append(name)
         (root / f"{split}_seqmap.txt").write_text("name\n" + "".join(f"{n}\n" for n in names))
-    del rng
     (root / SPEC_FILE).write_text(json.dumps(spec.to_json(), indent=2))
 
 

@@ -99,6 +99,7 @@ class SceneBatch:
     frame_indices: Tensor | None = None  # long[B, T], 1-based frame numbers, -1 where padded
     orig_sizes: Tensor | None = None  # long[B, 2], (width, height) of the original images
     image_sizes: Tensor | None = None  # long[B, 2], (height, width) of each sample inside the padded canvas
+    skipped_frames: tuple[str, ...] = ()  # unreadable frame files left out of these clips (data.skip_bad_frames)
 
     def __len__(self) -> int:
         return self.frames.shape[0]
