@@ -44,21 +44,43 @@ def train(cfg: DictConfig) -> float | None:
     if cfg.get("test", False):
         trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
-    metric_name = cfg.get("optimized_metric")
-    value = trainer.callback_metrics.get(metric_name) if metric_name else None
-    if value is None:
+    return optimized_value(cfg.get("optimized_metric"), trainer.callback_metrics)
+
+
+def optimized_value(metric_name: str | None, metrics: dict) -> float | None:
+    """The finite value of ``metric_name``, else None: a sweeper records a trial without one as failed.
+
+    None rather than NaN: hydra-optuna-sweeper 1.3 aborts the whole search on a NaN return value (its
+    ``study.tell`` rejects NaN, then the failure record is told the NaN again), and records None as failed.
+    """
+    if not metric_name:
         return None
-    value = float(value)
+    if metric_name not in metrics:
+        log.warning(f"optimized_metric {metric_name!r} was not logged; logged: {sorted(metrics)}")
+        return None
+    value = float(metrics[metric_name])
     log.info(f"{metric_name} = {value:.6g}")
-    return value if math.isfinite(value) else float("nan")
+    if not math.isfinite(value):
+        log.warning(f"optimized_metric {metric_name!r} is {value}: the run diverged")
+        return None
+    return value
 
 
 def main(cfg: DictConfig) -> float | None:
-    """Entry point body: a user-fixable error is printed as one message, without a traceback."""
+    """Entry point body: a user-fixable error is printed as one message, without a traceback.
+
+    In a sweep every error is raised on to the sweeper (which records the job as failed and, for a
+    search, goes on); the job's log keeps the traceback of an unexpected one.
+    """
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         return train(cfg)
     except SceneModelError as err:
         log.error(f"{type(err).__name__}: {err}")
-        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # let the sweeper record the failed job
+        if multirun:
+            raise
         raise SystemExit(1) from None
+    except Exception:
+        if multirun:
+            log.exception("The run failed")
+        raise

@@ -1,0 +1,1 @@
+"""Optuna search helpers, named by conf/hparams_search/optuna.yaml (needs the ``search`` extra)."""

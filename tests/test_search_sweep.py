@@ -1,0 +1,64 @@
+"""The Optuna search as a user runs it: ``train.py -m hparams_search=optuna`` in a subprocess."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.conftest import tiny_overrides
+from tests.test_cli import run_train
+
+optuna = pytest.importorskip("optuna", reason="the search extra: pip install -e '.[search]'")
+
+
+def search(log_dir, root, *args: str):
+    result = run_train("-m", "hparams_search=optuna", f"paths.log_dir={log_dir}", *tiny_overrides(root), *args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def load_study(search_dir, name):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{search_dir}/optuna.db")
+
+
+@pytest.mark.slow
+def test_same_command_continues_the_study(tiny_root, tmp_path):
+    search_dir = tmp_path / "searches" / "train"
+    first = search(tmp_path, tiny_root, "debug=fast", "hydra.sweeper.n_trials=3")
+    assert "Best parameters" in first.stdout and "Best value" in first.stdout
+    assert len(load_study(search_dir, "train").trials) == 3
+
+    search(tmp_path, tiny_root, "debug=fast", "hydra.sweeper.n_trials=2")
+    study = load_study(search_dir, "train")
+    trials = study.trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 5
+    assert len({t.params["optimizer.lr"] for t in trials}) == 5  # the continuation proposed new points
+    for trial in trials:  # each trial ran in the directory named by its number, none overwritten
+        run_dir = search_dir / str(trial.number)
+        assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+        config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+        assert config["optimizer"]["lr"] == pytest.approx(trial.params["optimizer.lr"])
+    results = yaml.safe_load((search_dir / "optimization_results.yaml").read_text())
+    assert results["best_value"] == pytest.approx(study.best_value)
+    assert not list(tmp_path.glob("multiruns"))
+
+
+@pytest.mark.slow
+def test_failed_trials_are_recorded_and_the_search_goes_on(tiny_root, tmp_path):
+    search_dir = tmp_path / "searches" / "failures"
+    search_dir.mkdir(parents=True)
+    study = optuna.create_study(study_name="failures", storage=f"sqlite:///{search_dir}/optuna.db")
+    study.enqueue_trial({"model.nhead": 4, "head.weights.exist": 1.0})    # completes
+    study.enqueue_trial({"model.nhead": 5, "head.weights.exist": 1.0})    # d_model 32 % 5 heads: raises
+    study.enqueue_trial({"model.nhead": 4, "head.weights.exist": "nan"})  # val/total is NaN
+    result = search(tmp_path, tiny_root, "task_name=failures", "train=false", "model.nhead=choice(4,5)",
+                    "head.weights.exist=choice(1.0,'nan')", "hydra.sweeper.n_trials=3")
+
+    trials = load_study(search_dir, "failures").trials
+    states = [t.state.name for t in trials]
+    assert states == ["COMPLETE", "FAIL", "FAIL"], states
+    assert [t.params["model.nhead"] for t in trials] == [4, 5, 4]
+    assert result.stdout.count("Failed experiment") == 2
+    assert "Best value" in result.stdout
+    assert "embed_dim must be divisible by num_heads" in (search_dir / "1" / "train.log").read_text()
+    assert "diverged" in (search_dir / "2" / "train.log").read_text()
