@@ -29,7 +29,7 @@ def test_fit_logs_tracking_metrics_writes_results_and_the_track_picture(tiny_cfg
     summary = json.loads((run / "tracking" / "val_metrics.json").read_text())
     assert summary["combined"]["HOTA"] == pytest.approx(value, abs=1e-5)
     assert (run / "tracking" / "val_metrics.csv").is_file()
-    assert (run / "viz" / "tracks_epoch_000.png").is_file()
+    assert (run / "viz" / "tracks" / "epoch_000.png").is_file()
     assert not (run / "tracking" / "test").exists()  # submission files only in evaluate-only runs
     events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
     events.Reload()

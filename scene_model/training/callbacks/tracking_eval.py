@@ -8,13 +8,14 @@ evaluate-only run also writes the results of ``submit_split`` (no ground truth n
 them for the evaluation server.
 
 Files under ``output_dir``: ``<split>/<sequence>.txt``, ``<split>_metrics.csv``/``.json``,
-``<submit_split>/`` and ``<submit_split>.zip``; the picture ``<viz_dir>/tracks_epoch_NNN.png``.
+``<submit_split>/`` and ``<submit_split>.zip``; the picture ``<viz_dir>/epoch_NNN.png``.
 With several processes each tracks a share of the sequences; rank zero writes and scores.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import lightning as L
@@ -102,10 +103,13 @@ class TrackingEvaluator(L.Callback):
 
         was_training = pl_module.training
         pl_module.eval()
+        started = time.perf_counter()
         try:
             results = self.tracker.track(predict, windows, [r.info.name for r in mine])
         finally:
             pl_module.train(was_training)
+        seconds = time.perf_counter() - started
+        log.info(f"tracked {len(mine)} {split} sequence(s), {len(windows.dataset)} windows, in {seconds:.1f} s")
         if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
             shares: list[dict | None] = [None] * trainer.world_size
             dist.all_gather_object(shares, results)
@@ -155,4 +159,4 @@ class TrackingEvaluator(L.Callback):
                 logger.experiment.add_image("val/tracks", grid, global_step=trainer.global_step)
         if self.viz_dir is not None:
             self.viz_dir.mkdir(parents=True, exist_ok=True)
-            write_png(grid, str(self.viz_dir / f"tracks_epoch_{trainer.current_epoch:03d}.png"))
+            write_png(grid, str(self.viz_dir / f"epoch_{trainer.current_epoch:03d}.png"))
