@@ -84,6 +84,26 @@ def test_ground_truth_windows_track_to_hota_100(tiny_root, tmp_path, stride, shu
     assert combined["IDSW"] == 0
 
 
+def test_hota_falls_as_the_boxes_get_noisier(tiny_root, tmp_path):
+    dm = datamodule(tiny_root)
+    records = dm.load_split("val")
+    tracker = SequenceTracker(batch_size=8)
+    windows = list(tracker.windows(records, dm.clip_len, dm.eval_transform, dm.class_ids))
+    hota = []
+    for jitter in (0.0, 0.05, 0.15):
+        oracle, noise = oracle_predict(shuffle=True), torch.Generator().manual_seed(0)
+
+        def noisy(batch, oracle=oracle, noise=noise, jitter=jitter):
+            outputs = oracle(batch)
+            size = outputs["bbox_size"]
+            outputs["bbox_center"] = outputs["bbox_center"] + jitter * size * torch.randn(size.shape, generator=noise)
+            return outputs
+
+        results = tracker.track(noisy, windows, [records[0].info.name])
+        hota.append(evaluate_mot(tiny_root / "val", write_results(tmp_path / "val", results)).combined["HOTA"])
+    assert hota[0] == pytest.approx(100.0, abs=1e-3) and hota[0] > hota[1] > hota[2] > 20.0, hota
+
+
 def test_a_blind_model_yields_empty_results_and_zero_hota(tiny_root, tmp_path):
     dm = datamodule(tiny_root)
     records = dm.load_split("val")

@@ -31,7 +31,7 @@ class TrackLinker:
     """Stateful over one sequence: feed its windows in order with ``step``; ids start at 1."""
 
     def __init__(
-        self, start_threshold: float = 0.5, keep_threshold: float = 0.3, link_iou: float = 0.3, max_lost: int = 10
+        self, start_threshold: float = 0.5, keep_threshold: float = 0.3, link_iou: float = 0.1, max_lost: int = 10
     ) -> None:
         if not 0.0 <= keep_threshold <= start_threshold <= 1.0:
             raise ValueError(

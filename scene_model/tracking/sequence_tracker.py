@@ -34,7 +34,7 @@ class SequenceTracker:
         stride: int | None = None,
         start_threshold: float = 0.5,
         keep_threshold: float = 0.3,
-        link_iou: float = 0.3,
+        link_iou: float = 0.1,
         max_lost: int = 10,
         batch_size: int = 2,
         num_workers: int = 0,
