@@ -10,8 +10,9 @@ from torchvision.ops import box_convert
 from scene_model.data import DancetrackDataModule
 from scene_model.errors import ConfigError
 from scene_model.tracking import SequenceTracker, boxes_in_pixels, evaluate_mot, write_results
+from scene_model.tracking.oracle import main as oracle_main
+from scene_model.tracking.oracle import oracle_predict
 from scene_model.tracking.windows import SequenceWindows, window_starts
-from tests.tracking_oracle import oracle_predict
 
 
 @pytest.mark.parametrize(
@@ -91,15 +92,7 @@ def test_hota_falls_as_the_boxes_get_noisier(tiny_root, tmp_path):
     windows = list(tracker.windows(records, dm.clip_len, dm.eval_transform, dm.class_ids))
     hota = []
     for jitter in (0.0, 0.05, 0.15):
-        oracle, noise = oracle_predict(shuffle=True), torch.Generator().manual_seed(0)
-
-        def noisy(batch, oracle=oracle, noise=noise, jitter=jitter):
-            outputs = oracle(batch)
-            size = outputs["bbox_size"]
-            outputs["bbox_center"] = outputs["bbox_center"] + jitter * size * torch.randn(size.shape, generator=noise)
-            return outputs
-
-        results = tracker.track(noisy, windows, [records[0].info.name])
+        results = tracker.track(oracle_predict(jitter=jitter), windows, [records[0].info.name])
         hota.append(evaluate_mot(tiny_root / "val", write_results(tmp_path / "val", results)).combined["HOTA"])
     assert hota[0] == pytest.approx(100.0, abs=1e-3) and hota[0] > hota[1] > hota[2] > 20.0, hota
 
@@ -129,3 +122,12 @@ def test_windows_must_overlap(stride, clip_len, match):
 
 def test_default_stride_shares_one_frame():
     assert SequenceTracker().resolve_stride(5) == 4
+
+
+def test_oracle_command_prints_the_ceiling(tiny_root, capsys):
+    oracle_main([str(tiny_root), "--clip-len", "3", "--eval-size", "108", "--jitter", "0", "0.1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["jitter", "miss", "HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW"]
+    exact, noisy = (dict(zip(lines[0].split(), map(float, line.split()), strict=True)) for line in lines[1:])
+    assert exact["HOTA"] == 100.0 and exact["IDSW"] == 0
+    assert noisy["jitter"] == 0.1 and noisy["HOTA"] < 90.0

@@ -14,10 +14,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from scene_model.errors import ConfigError
 from scene_model.tracking import SequenceTracker
+from scene_model.tracking.oracle import oracle_predict
 from scene_model.tracking.trackeval_metrics import HEADLINE
 from scene_model.training.callbacks import TrackingEvaluator
 from scene_model.training.run import train
-from tests.tracking_oracle import oracle_predict
 
 
 def test_fit_logs_tracking_metrics_writes_results_and_the_track_picture(tiny_cfg):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from torch import Tensor
@@ -72,7 +72,7 @@ class SequenceTracker:
             dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers, collate_fn=collate_tracking
         )
 
-    def track(self, predict: Predict, windows: DataLoader, sequences: Sequence[str]) -> dict[str, np.ndarray]:
+    def track(self, predict: Predict, windows: Iterable[SceneBatch], sequences: Sequence[str]) -> dict[str, np.ndarray]:
         """Run ``predict`` over ``windows`` and link them: {sequence: rows float64[N, 7]} for every
         name of ``sequences`` (a sequence without a box gets empty rows)."""
         linkers: dict[str, TrackLinker] = {}
