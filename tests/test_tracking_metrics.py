@@ -69,6 +69,16 @@ def test_cli_prints_the_table_and_writes_csv_and_json(tud, capsys):
     assert payload["sequences"]["TUD-Stadtmitte"]["MOTA"] == pytest.approx(56.4, abs=0.1)
 
 
+def test_seqmap_chooses_the_sequences(tud, tmp_path):
+    seqmap = tmp_path / "campus_seqmap.txt"
+    seqmap.write_text("name\nTUD-Campus\n")
+    evaluation = evaluate_mot(tud / "val", tud / "tracker", seqmap=seqmap)
+    assert list(evaluation.sequences) == ["TUD-Campus"]
+    assert evaluation.combined["MOTA"] == pytest.approx(evaluation.sequences["TUD-Campus"]["MOTA"])
+    with pytest.raises(DataFormatError, match="seqmap .*nothing.txt does not exist"):
+        evaluate_mot(tud / "val", tud / "tracker", seqmap=tmp_path / "nothing.txt")
+
+
 def test_cli_reports_a_bad_results_folder_as_one_message(tud, tmp_path, capsys):
     broken = tmp_path / "broken"
     shutil.copytree(tud / "tracker", broken)
