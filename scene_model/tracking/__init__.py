@@ -1,1 +1,23 @@
 """Tracking: clip-to-sequence inference, window linking, MOTChallenge result files, TrackEval metrics."""
+
+from scene_model.tracking.linker import TrackLinker
+from scene_model.tracking.mot_results import read_results, write_results, zip_results
+from scene_model.tracking.predictions import boxes_in_pixels, prediction_scores
+from scene_model.tracking.sequence_tracker import SequenceTracker
+from scene_model.tracking.trackeval_metrics import HEADLINE, MotEvaluation, evaluate_mot, gt_sequences
+from scene_model.tracking.windows import SequenceWindows
+
+__all__ = [
+    "HEADLINE",
+    "MotEvaluation",
+    "SequenceTracker",
+    "SequenceWindows",
+    "TrackLinker",
+    "boxes_in_pixels",
+    "evaluate_mot",
+    "gt_sequences",
+    "prediction_scores",
+    "read_results",
+    "write_results",
+    "zip_results",
+]

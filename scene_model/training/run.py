@@ -40,6 +40,10 @@ def train(cfg: DictConfig) -> float | None:
         ckpt_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
         ckpt_path = ckpt_path or None
     else:
+        # Evaluate only: val losses, and through TrackingEvaluator the val split tracked and scored
+        # (val/HOTA, ...) and eval.submit_split written for submission.
+        if not ckpt_path:
+            log.warning("train=false without ckpt_path: evaluating an untrained model")
         trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)
     if cfg.get("test", False):
         trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path)

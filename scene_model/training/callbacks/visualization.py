@@ -1,4 +1,9 @@
-"""A picture of validation predictions: frames of the first clip with its predicted boxes."""
+"""Pictures of validation predictions.
+
+``ValidationVisualizer``: the frames of the first validation clip with every query's boxes, a colour
+per query (= per track within the clip). ``render_tracks``: frames of a whole sequence with the
+tracker's boxes, a colour per track id across windows (drawn by the tracking evaluation callback).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,11 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.io import write_png
 from torchvision.ops import box_convert
+from torchvision.transforms import v2
 from torchvision.utils import draw_bounding_boxes, make_grid
 
 from scene_model.data.types import SceneBatch
+from scene_model.tracking.predictions import prediction_scores
 
 PALETTE = [
     "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
@@ -21,9 +28,9 @@ PALETTE = [
 ]
 
 
-def prediction_scores(outputs: dict[str, Tensor]) -> Tensor:
-    """Per query and frame: existence times the best class probability, float[..., Q]."""
-    return outputs["exist_conf"].squeeze(-1) * outputs["cls_logits"].sigmoid().amax(-1)
+def track_colour(track_id: int) -> str:
+    """The colour of a query index or track id; the same id has the same colour in every picture."""
+    return PALETTE[int(track_id) % len(PALETTE)]
 
 
 def render_clip(
@@ -57,10 +64,41 @@ def render_clip(
             xyxy = box_convert(boxes[t].float().cpu()[keep] * scale, "cxcywh", "xyxy")
             kept_ids = ids[keep].tolist()
             labels = [f"{i}:{s:.2f}" for i, s in zip(kept_ids, scores[t].cpu()[keep].tolist(), strict=True)]
-            colours = [PALETTE[i % len(PALETTE)] for i in kept_ids]
+            colours = [track_colour(i) for i in kept_ids]
             image = draw_bounding_boxes(image, xyxy, labels=labels, colors=colours, width=2)
         drawn.append(image)
     return make_grid(torch.stack(drawn), nrow=min(4, len(drawn)), padding=2)
+
+
+def render_tracks(
+    images: list[Tensor],
+    boxes: list[Tensor],
+    track_ids: list[Tensor],
+    gt_boxes: list[Tensor] | None = None,
+    max_height: int = 360,
+    nrow: int = 4,
+) -> Tensor:
+    """Frames of one sequence with tracked boxes coloured and labelled by track id, uint8[3, H', W'].
+
+    images: uint8[3, H, W] per frame (original size); boxes: float[N, 4] (x1, y1, x2, y2) pixels of
+    that frame; track_ids: long[N]; gt_boxes (optional): float[M, 4] pixels, drawn thin and white.
+    Frames taller than ``max_height`` are shrunk (boxes with them) to keep the picture light.
+    """
+    drawn = []
+    for t, image in enumerate(images):
+        scale = min(1.0, max_height / image.shape[-2])
+        if scale < 1.0:
+            size = [round(image.shape[-2] * scale), round(image.shape[-1] * scale)]
+            image = v2.functional.resize(image, size, antialias=True)
+        if gt_boxes is not None and len(gt_boxes[t]):
+            image = draw_bounding_boxes(image, gt_boxes[t].float() * scale, colors="white", width=1)
+        if len(boxes[t]):
+            ids = track_ids[t].tolist()
+            image = draw_bounding_boxes(
+                image, boxes[t].float() * scale, labels=[str(i) for i in ids], colors=[track_colour(i) for i in ids], width=2
+            )
+        drawn.append(image)
+    return make_grid(torch.stack(drawn), nrow=min(nrow, len(drawn)), padding=2)
 
 
 class ValidationVisualizer(L.Callback):

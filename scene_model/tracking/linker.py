@@ -1,0 +1,106 @@
+"""Linking the windows of one sequence into tracks.
+
+Within a window a query is one object, so a query is a track piece. Consecutive windows share
+frames (stride < clip_len); on those frames the queries of the new window are matched to the
+tracked queries of the previous one by their mean IoU (Hungarian), and a matched query carries the
+track on. Frames the previous window already wrote are not written again: each window writes the
+frames after the previous window's last one (the first window writes all of its frames).
+
+Scores are existence x class probability. A box is written for a frame when its score reaches
+``keep_threshold``; a query that no track claims starts a new track from its first written frame
+scoring ``start_threshold`` or more; a track ends when it has had no written box for more than
+``max_lost`` frames (while it lasts, a matched query may be invisible, e.g. occluded).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import Tensor
+from torchvision.ops import box_convert, box_iou
+
+from scene_model.tracking.mot_results import RESULT_COLUMNS
+
+# Matching objective: IoU plus this times the new query's best score, so that between two queries
+# on the same object (a confident one and a weak duplicate) the confident one carries the track.
+SCORE_TIE_BREAK = 0.1
+
+
+class TrackLinker:
+    """Stateful over one sequence: feed its windows in order with ``step``; ids start at 1."""
+
+    def __init__(
+        self, start_threshold: float = 0.5, keep_threshold: float = 0.3, link_iou: float = 0.1, max_lost: int = 10
+    ) -> None:
+        if not 0.0 <= keep_threshold <= start_threshold <= 1.0:
+            raise ValueError(
+                f"need 0 <= keep_threshold ({keep_threshold}) <= start_threshold ({start_threshold}) <= 1"
+            )
+        self.start_threshold = start_threshold
+        self.keep_threshold = keep_threshold
+        self.link_iou = link_iou
+        self.max_lost = max_lost
+        self.next_id = 1
+        self.last_written = 0
+        self.last_seen: dict[int, int] = {}
+        self.prev_frames: np.ndarray | None = None
+        self.prev_boxes: Tensor | None = None
+        self.prev_tracks: Tensor | None = None  # long[Q]: track id of each query, -1 for none
+
+    def step(self, frames: np.ndarray | Tensor, boxes: Tensor, scores: Tensor) -> np.ndarray:
+        """One window: frames long[T] (1-based, increasing), boxes float[T, Q, 4] (x1, y1, x2, y2)
+        pixels, scores float[T, Q]. Returns the rows it writes, float64[N, 7]
+        (frame, id, left, top, width, height, score)."""
+        frames = np.asarray(frames, dtype=np.int64)
+        boxes, scores = boxes.float().cpu(), scores.float().cpu()
+        num_frames, num_queries = scores.shape
+        tracks = self._link(frames, boxes, scores)
+        write = torch.from_numpy(frames > self.last_written)
+        visible = (scores >= self.keep_threshold) & write[:, None]
+        starts = (scores >= self.start_threshold) & write[:, None]
+        new = (tracks < 0) & starts.any(0)
+        first_start = torch.where(starts.any(0), starts.float().argmax(0), num_frames)
+        tracks[new] = torch.arange(self.next_id, self.next_id + int(new.sum()))
+        self.next_id += int(new.sum())
+        before_start = torch.arange(num_frames)[:, None] < first_start[None, :]
+        emit = visible & (tracks >= 0)[None, :] & ~(new[None, :] & before_start)
+        t_idx, q_idx = emit.nonzero(as_tuple=True)
+        xywh = box_convert(boxes[t_idx, q_idx], "xyxy", "xywh")
+        rows = np.concatenate(
+            [
+                frames[t_idx.numpy()][:, None].astype(np.float64),
+                tracks[q_idx].numpy()[:, None].astype(np.float64),
+                xywh.numpy().astype(np.float64),
+                scores[t_idx, q_idx].numpy()[:, None].astype(np.float64),
+            ],
+            axis=1,
+        ).reshape(-1, len(RESULT_COLUMNS))
+        for frame, track in zip(rows[:, 0].astype(int), rows[:, 1].astype(int), strict=True):
+            self.last_seen[track] = max(self.last_seen.get(track, 0), frame)
+        for q in (tracks >= 0).nonzero().flatten().tolist():
+            if frames[-1] - self.last_seen.get(int(tracks[q]), frames[-1]) > self.max_lost:
+                tracks[q] = -1  # lost for too long: the track ends, the query is free
+        self.prev_frames, self.prev_boxes, self.prev_tracks = frames, boxes, tracks
+        self.last_written = max(self.last_written, int(frames.max(initial=0)))
+        return rows
+
+    def _link(self, frames: np.ndarray, boxes: Tensor, scores: Tensor) -> Tensor:
+        """Track id per query of the new window: carried over from the previous window, or -1."""
+        tracks = torch.full((scores.shape[1],), -1, dtype=torch.long)
+        if self.prev_frames is None:
+            return tracks
+        shared_prev = np.isin(self.prev_frames, frames)
+        shared_new = np.isin(frames, self.prev_frames)
+        active = (self.prev_tracks >= 0).nonzero().flatten()
+        if not shared_new.any() or len(active) == 0:
+            return tracks
+        prev = self.prev_boxes[torch.from_numpy(shared_prev)][:, active]  # [S, A, 4]
+        new = boxes[torch.from_numpy(shared_new)]  # [S, Q, 4]
+        iou = torch.stack([box_iou(p, n) for p, n in zip(prev, new, strict=True)]).mean(0)  # [A, Q]
+        objective = iou + SCORE_TIE_BREAK * scores.amax(0)[None, :]
+        rows, cols = linear_sum_assignment(objective.numpy(), maximize=True)
+        rows, cols = torch.from_numpy(rows), torch.from_numpy(cols)
+        ok = iou[rows, cols] >= self.link_iou
+        tracks[cols[ok]] = self.prev_tracks[active[rows[ok]]]
+        return tracks

@@ -1,0 +1,103 @@
+"""Ground truth as window predictions: the tracker's ceiling, and the model quality a HOTA needs.
+
+``oracle_predict`` answers each window with its ground truth in the model's output format, query
+slots drawn per window (a real model's slots carry no identity across windows), optionally degraded:
+box jitter (a fraction of the box size, drawn per frame) and missed boxes (existence 0). Where its
+object has no box, a query keeps the nearest box of the window, like a model following an occluded
+object. Tracked through the real ``SequenceTracker`` and scored with TrackEval:
+
+    python -m scene_model.tracking.oracle data/synthetic_dancetrack --jitter 0 0.05 0.1 0.2 --miss 0 0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from scene_model.data.datamodule import DancetrackDataModule
+from scene_model.data.types import SceneBatch
+from scene_model.tracking.mot_results import write_results
+from scene_model.tracking.sequence_tracker import Predict, SequenceTracker
+from scene_model.tracking.trackeval_metrics import HEADLINE, evaluate_mot
+
+
+def oracle_predict(
+    num_queries: int = 20, shuffle: bool = True, jitter: float = 0.0, miss: float = 0.0, seed: int = 0
+) -> Predict:
+    generator = torch.Generator().manual_seed(seed)
+
+    def predict(batch: SceneBatch) -> dict[str, Tensor]:
+        batch_size, num_frames = batch.padding_mask.shape
+        center = torch.full((batch_size, num_frames, num_queries, 2), 0.5)
+        size = torch.full((batch_size, num_frames, num_queries, 2), 1e-3)
+        exist = torch.zeros(batch_size, num_frames, num_queries, 1)
+        for b in range(batch_size):
+            ids = sorted({int(i) for frame in batch.targets[b] for i in frame.track_ids})
+            if len(ids) > num_queries:
+                raise ValueError(f"{len(ids)} objects in a window of {batch.sequence_ids[b]}: more than {num_queries} queries")
+            slots = torch.randperm(num_queries, generator=generator) if shuffle else torch.arange(num_queries)
+            slot_of = {track_id: int(slots[k]) for k, track_id in enumerate(ids)}
+            for t, frame in enumerate(batch.targets[b]):
+                for k, track_id in enumerate(frame.track_ids.tolist()):
+                    q = slot_of[track_id]
+                    center[b, t, q], size[b, t, q], exist[b, t, q] = frame.center[k], frame.size[k], 1.0
+            present = exist[b, :, :, 0] > 0
+            for q in present.any(0).nonzero().flatten().tolist():
+                seen = present[:, q].nonzero().flatten()
+                for t in (~present[:, q]).nonzero().flatten().tolist():
+                    nearest = seen[(seen - t).abs().argmin()]
+                    center[b, t, q], size[b, t, q] = center[b, nearest, q], size[b, nearest, q]
+        if jitter > 0:
+            center = center + jitter * size * torch.randn(size.shape, generator=generator)
+            size = (size * (1 + jitter * torch.randn(size.shape, generator=generator))).clamp(min=1e-3)
+        if miss > 0:
+            exist = exist * (torch.rand(exist.shape, generator=generator) >= miss)
+        return {
+            "bbox_center": center,
+            "bbox_size": size,
+            "cls_logits": torch.full((batch_size, num_frames, num_queries, 1), 20.0),
+            "exist_conf": exist,
+        }
+
+    return predict
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m scene_model.tracking.oracle", description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", type=Path, help="data root in the DanceTrack layout")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--clip-len", type=int, default=4)
+    parser.add_argument("--eval-size", type=int, default=128, help="shorter side the frames are resized to")
+    parser.add_argument("--max-size", type=int, default=1333)
+    parser.add_argument("--jitter", type=float, nargs="+", default=[0.0], help="box noise, fraction of the box size")
+    parser.add_argument("--miss", type=float, nargs="+", default=[0.0], help="fraction of boxes missed")
+    parser.add_argument("--stride", type=int, default=None)
+    parser.add_argument("--link-iou", type=float, default=0.1)
+    parser.add_argument("--max-lost", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    datamodule = DancetrackDataModule(
+        root=str(args.root), clip_len=args.clip_len, eval_size=args.eval_size, max_size=args.max_size, num_workers=0
+    )
+    records = datamodule.load_split(args.split)
+    tracker = SequenceTracker(stride=args.stride, link_iou=args.link_iou, max_lost=args.max_lost, batch_size=8)
+    loader = tracker.windows(records, args.clip_len, datamodule.eval_transform, datamodule.class_ids)
+    windows = list(loader)  # decoded once for every setting
+    names = [r.info.name for r in records]
+    print(f"{'jitter':>7}{'miss':>6}" + "".join(f"{c:>8}" for c in HEADLINE))
+    with tempfile.TemporaryDirectory() as scratch:
+        for jitter, miss in itertools.product(args.jitter, args.miss):
+            results = tracker.track(oracle_predict(jitter=jitter, miss=miss, seed=args.seed), windows, names)
+            results_dir = write_results(Path(scratch) / "oracle", results)
+            combined = evaluate_mot(args.root / args.split, results_dir, sequences={r.info.name: r.info.length for r in records}).combined
+            cells = (f"{combined[c]:8.0f}" if c == "IDSW" else f"{combined[c]:8.1f}" for c in HEADLINE)
+            print(f"{jitter:7.2f}{miss:6.2f}" + "".join(cells), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Linking windows into tracks: ids carried by IoU on shared frames, thresholds, lost tracks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from scene_model.tracking.linker import TrackLinker
+
+
+def window(frames, objects, num_queries=4, slots=None):
+    """boxes [T, Q, 4] and scores [T, Q]: objects is {name: (x_of_frame, score_of_frame)} placed in slots."""
+    frames = np.asarray(frames)
+    boxes = torch.zeros(len(frames), num_queries, 4)
+    boxes[..., 2:] = 1.0  # absent queries: a 1-px box in the corner
+    scores = torch.zeros(len(frames), num_queries)
+    for k, (x_of, score_of) in enumerate(objects.values()):
+        q = slots[k] if slots is not None else k
+        for t, f in enumerate(frames):
+            x = float(x_of(f))
+            boxes[t, q] = torch.tensor([x, 50.0, x + 20.0, 90.0])
+            scores[t, q] = float(score_of(f))
+    return frames, boxes, scores
+
+
+def ids_by_x(rows, frame):
+    """{left x: id} of the rows of one frame."""
+    return {round(r[2]): int(r[1]) for r in rows if r[0] == frame}
+
+
+def run(linker, windows):
+    return np.concatenate([linker.step(*w) for w in windows])
+
+
+def moving(speed, start):
+    return lambda f: start + speed * f
+
+
+def always(value=0.9):
+    return lambda f: value
+
+
+def test_ids_follow_objects_when_query_slots_change_between_windows():
+    objects = {"a": (moving(2, 0), always()), "b": (moving(-2, 200), always())}
+    linker = TrackLinker()
+    rows = run(linker, [window([1, 2, 3, 4], objects, slots=[0, 1]), window([4, 5, 6, 7], objects, slots=[3, 0])])
+    assert sorted(rows[:, 0].astype(int).tolist()) == sorted([1, 2, 3, 4, 5, 6, 7] * 2)  # every frame once
+    first, last = ids_by_x(rows, 1), ids_by_x(rows, 7)
+    assert first == {2: 1, 198: 2}
+    assert last == {14: 1, 186: 2}
+
+
+def test_an_object_entering_later_gets_a_new_id_from_its_first_confident_frame():
+    objects = {
+        "a": (moving(1, 0), always()),
+        "late": (moving(0, 100), lambda f: 0.0 if f < 6 else (0.4 if f == 6 else 0.8)),
+    }
+    linker = TrackLinker(start_threshold=0.5, keep_threshold=0.3)
+    rows = run(linker, [window([1, 2, 3, 4], objects), window([4, 5, 6, 7, 8], objects)])
+    late = rows[rows[:, 2] == 100]
+    assert late[:, 0].tolist() == [7, 8]  # frame 6 (0.4) is below start_threshold
+    assert set(late[:, 1]) == {2}
+
+
+def test_a_running_track_keeps_boxes_down_to_keep_threshold_and_drops_weaker_ones():
+    scores = {1: 0.9, 2: 0.35, 3: 0.2, 4: 0.9}
+    rows = run(TrackLinker(start_threshold=0.5, keep_threshold=0.3), [window([1, 2, 3, 4], {"a": (moving(0, 10), scores.get)})])
+    assert rows[:, 0].tolist() == [1, 2, 4]
+    assert rows[:, 6].tolist() == pytest.approx([0.9, 0.35, 0.9])
+
+
+@pytest.mark.parametrize(("max_lost", "same_id"), [(6, True), (2, False)])
+def test_an_invisible_object_keeps_its_id_for_max_lost_frames(max_lost, same_id):
+    hidden = lambda f: 0.0 if 4 <= f <= 7 else 0.9  # noqa: E731 - four frames occluded
+    objects = {"a": (moving(1, 0), hidden)}
+    windows = [window(range(s, s + 3), objects) for s in (1, 3, 5, 7, 9)]
+    rows = run(TrackLinker(max_lost=max_lost), windows)
+    assert rows[:, 0].tolist() == [1, 2, 3, 8, 9, 10, 11]
+    assert (len(set(rows[:, 1])) == 1) == same_id
+
+
+def test_a_query_that_disagrees_on_the_shared_frame_is_not_linked():
+    linker = TrackLinker(link_iou=0.3)
+    first = linker.step(*window([1, 2, 3, 4], {"a": (moving(0, 0), always())}))
+    second = linker.step(*window([4, 5, 6], {"a": (moving(0, 150), always())}))
+    assert set(first[:, 1]) == {1} and set(second[:, 1]) == {2}
+
+
+def test_the_confident_duplicate_carries_the_track():
+    objects = {"weak": (moving(1, 0), always(0.05)), "strong": (moving(1, 0), always(0.9))}
+    linker = TrackLinker()
+    linker.step(*window([1, 2, 3], {"a": (moving(1, 0), always())}))
+    rows = linker.step(*window([3, 4, 5], objects))
+    assert set(rows[:, 1]) == {1} and rows[:, 6].tolist() == pytest.approx([0.9, 0.9])
+
+
+def test_thresholds_are_checked():
+    with pytest.raises(ValueError, match="keep_threshold"):
+        TrackLinker(start_threshold=0.3, keep_threshold=0.5)

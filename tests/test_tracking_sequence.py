@@ -1,0 +1,133 @@
+"""Sequence inference end to end: windows, pixel boxes, linking, result files, TrackEval."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torchvision.ops import box_convert
+
+from scene_model.data import DancetrackDataModule
+from scene_model.errors import ConfigError
+from scene_model.tracking import SequenceTracker, boxes_in_pixels, evaluate_mot, write_results
+from scene_model.tracking.oracle import main as oracle_main
+from scene_model.tracking.oracle import oracle_predict
+from scene_model.tracking.windows import SequenceWindows, window_starts
+
+
+@pytest.mark.parametrize(
+    ("length", "clip_len", "stride", "expected"),
+    [(10, 4, 2, [1, 3, 5, 7]), (10, 4, 3, [1, 4, 7]), (16, 3, 2, [1, 3, 5, 7, 9, 11, 13, 14]), (2, 4, 3, [1])],
+)
+def test_window_starts_cover_the_last_frame(length, clip_len, stride, expected):
+    assert window_starts(length, clip_len, stride).tolist() == expected
+
+
+def datamodule(root, clip_len=3, eval_size=108):
+    """At the default size frames are only enlarged, so the transform drops no (1-pixel) box."""
+    return DancetrackDataModule(root=str(root), clip_len=clip_len, eval_size=eval_size, max_size=400, num_workers=0)
+
+
+def test_every_frame_is_in_a_window_and_windows_overlap(tiny_root):
+    dm = datamodule(tiny_root, clip_len=4)
+    records = dm.load_split("train")
+    windows = SequenceWindows(records, 4, dm.eval_transform, stride=3)
+    covered = {}
+    for i in range(len(windows)):
+        clip = windows[i]
+        covered.setdefault(clip.sequence_id, []).append(clip.frame_indices.tolist())
+    for record in records:
+        spans = covered[record.info.name]
+        assert sorted({f for span in spans for f in span}) == list(range(1, record.info.length + 1))
+        assert all(len(set(a) & set(b)) >= 1 for a, b in zip(spans, spans[1:], strict=False))
+
+
+def test_boxes_in_pixels_inverts_resize_and_padding(tiny_root):
+    """Targets of a batch mixing two frame sizes, read as predictions, come back as the gt pixels."""
+    dm = datamodule(tiny_root, eval_size=64)
+    records = dm.load_split("train")
+    assert len({(r.info.width, r.info.height) for r in records}) == 2
+    loader = SequenceTracker(stride=2, batch_size=64).windows(records, 3, dm.eval_transform, dm.class_ids)
+    batch = next(iter(loader))
+    assert len(set(batch.sequence_ids)) == 2
+    tracks = batch.tracks
+    outputs = {"bbox_center": tracks.boxes[..., :2], "bbox_size": tracks.boxes[..., 2:]}
+    pixels = boxes_in_pixels(outputs, batch)
+    by_name = {r.info.name: r for r in records}
+    checked = 0
+    for b, name in enumerate(batch.sequence_ids):
+        for t, frame in enumerate(batch.frame_indices[b].tolist()):
+            if frame < 0:
+                continue
+            gt_xywh, gt_ids, _ = by_name[name].boxes_of(frame)
+            kept = np.isin(gt_ids, batch.targets[b][t].track_ids.numpy())  # the transform drops sub-pixel boxes
+            k = [tracks.track_ids[b].tolist().index(i) for i in gt_ids[kept]]
+            expected = box_convert(torch.from_numpy(gt_xywh[kept]), "xywh", "xyxy")
+            torch.testing.assert_close(pixels[b, t, k], expected, atol=1e-3, rtol=0)
+            checked += int(kept.sum())
+    assert checked > 100
+
+
+@pytest.mark.parametrize(("stride", "shuffle"), [(2, False), (2, True), (1, True)])
+def test_ground_truth_windows_track_to_hota_100(tiny_root, tmp_path, stride, shuffle):
+    dm = datamodule(tiny_root)
+    records = dm.load_split("val")
+    tracker = SequenceTracker(stride=stride, batch_size=3)
+    loader = tracker.windows(records, dm.clip_len, dm.eval_transform, dm.class_ids)
+    results = tracker.track(oracle_predict(shuffle=shuffle), loader, [r.info.name for r in records])
+    for record in records:
+        rows = results[record.info.name]
+        assert len(rows) == len(record.gt)  # every gt box once: no frame written twice
+        assert np.unique(rows[:, :2], axis=0).shape[0] == len(rows)
+    combined = evaluate_mot(tiny_root / "val", write_results(tmp_path / "val", results)).combined
+    for metric in ("HOTA", "DetA", "AssA", "MOTA", "IDF1"):
+        assert combined[metric] == pytest.approx(100.0, abs=1e-3), (metric, combined)
+    assert combined["IDSW"] == 0
+
+
+def test_hota_falls_as_the_boxes_get_noisier(tiny_root, tmp_path):
+    dm = datamodule(tiny_root)
+    records = dm.load_split("val")
+    tracker = SequenceTracker(batch_size=8)
+    windows = list(tracker.windows(records, dm.clip_len, dm.eval_transform, dm.class_ids))
+    hota = []
+    for jitter in (0.0, 0.05, 0.15):
+        results = tracker.track(oracle_predict(jitter=jitter), windows, [records[0].info.name])
+        hota.append(evaluate_mot(tiny_root / "val", write_results(tmp_path / "val", results)).combined["HOTA"])
+    assert hota[0] == pytest.approx(100.0, abs=1e-3) and hota[0] > hota[1] > hota[2] > 20.0, hota
+
+
+def test_a_blind_model_yields_empty_results_and_zero_hota(tiny_root, tmp_path):
+    dm = datamodule(tiny_root)
+    records = dm.load_split("val")
+    tracker = SequenceTracker(batch_size=4)
+    oracle = oracle_predict()
+
+    def blind(batch):
+        outputs = oracle(batch)
+        outputs["exist_conf"] = torch.zeros_like(outputs["exist_conf"])
+        return outputs
+
+    results = tracker.track(blind, tracker.windows(records, 3, dm.eval_transform, dm.class_ids), [records[0].info.name])
+    assert results[records[0].info.name].shape == (0, 7)
+    combined = evaluate_mot(tiny_root / "val", write_results(tmp_path / "val", results)).combined
+    assert combined["HOTA"] == 0.0 and combined["FN"] == len(records[0].gt)
+
+
+@pytest.mark.parametrize(("stride", "clip_len", "match"), [(3, 3, "eval.tracker.stride=3"), (0, 3, "stride=0"), (None, 1, "clip_len >= 2")])
+def test_windows_must_overlap(stride, clip_len, match):
+    with pytest.raises(ConfigError, match=match):
+        SequenceTracker(stride=stride).resolve_stride(clip_len)
+
+
+def test_default_stride_shares_one_frame():
+    assert SequenceTracker().resolve_stride(5) == 4
+
+
+def test_oracle_command_prints_the_ceiling(tiny_root, capsys):
+    oracle_main([str(tiny_root), "--clip-len", "3", "--eval-size", "108", "--jitter", "0", "0.1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["jitter", "miss", "HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW"]
+    exact, noisy = (dict(zip(lines[0].split(), map(float, line.split()), strict=True)) for line in lines[1:])
+    assert exact["HOTA"] == 100.0 and exact["IDSW"] == 0
+    assert noisy["jitter"] == 0.1 and noisy["HOTA"] < 90.0
