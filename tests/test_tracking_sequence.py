@@ -8,19 +8,11 @@ import torch
 from torchvision.ops import box_convert
 
 from scene_model.data import DancetrackDataModule
+from scene_model.data.dataset import ClipDataset
 from scene_model.errors import ConfigError
 from scene_model.tracking import SequenceTracker, boxes_in_pixels, evaluate_mot, write_results
 from scene_model.tracking.oracle import main as oracle_main
 from scene_model.tracking.oracle import oracle_predict
-from scene_model.tracking.windows import SequenceWindows, window_starts
-
-
-@pytest.mark.parametrize(
-    ("length", "clip_len", "stride", "expected"),
-    [(10, 4, 2, [1, 3, 5, 7]), (10, 4, 3, [1, 4, 7]), (16, 3, 2, [1, 3, 5, 7, 9, 11, 13, 14]), (2, 4, 3, [1])],
-)
-def test_window_starts_cover_the_last_frame(length, clip_len, stride, expected):
-    assert window_starts(length, clip_len, stride).tolist() == expected
 
 
 def datamodule(root, clip_len=3, eval_size=108):
@@ -31,7 +23,7 @@ def datamodule(root, clip_len=3, eval_size=108):
 def test_every_frame_is_in_a_window_and_windows_overlap(tiny_root):
     dm = datamodule(tiny_root, clip_len=4)
     records = dm.load_split("train")
-    windows = SequenceWindows(records, 4, dm.eval_transform, stride=3)
+    windows = ClipDataset(records, 4, dm.eval_transform, train=False, stride=3)
     covered = {}
     for i in range(len(windows)):
         clip = windows[i]
@@ -47,7 +39,7 @@ def test_boxes_in_pixels_inverts_resize_and_padding(tiny_root):
     dm = datamodule(tiny_root, eval_size=64)
     records = dm.load_split("train")
     assert len({(r.info.width, r.info.height) for r in records}) == 2
-    loader = SequenceTracker(stride=2, batch_size=64).windows(records, 3, dm.eval_transform, dm.class_ids)
+    loader = SequenceTracker(stride=2, batch_size=64).windows(records, 3, dm.eval_transform)
     batch = next(iter(loader))
     assert len(set(batch.sequence_ids)) == 2
     tracks = batch.tracks
@@ -73,7 +65,7 @@ def test_ground_truth_windows_track_to_hota_100(tiny_root, tmp_path, stride, shu
     dm = datamodule(tiny_root)
     records = dm.load_split("val")
     tracker = SequenceTracker(stride=stride, batch_size=3)
-    loader = tracker.windows(records, dm.clip_len, dm.eval_transform, dm.class_ids)
+    loader = tracker.windows(records, dm.clip_len, dm.eval_transform)
     results = tracker.track(oracle_predict(shuffle=shuffle), loader, [r.info.name for r in records])
     for record in records:
         rows = results[record.info.name]
@@ -89,7 +81,7 @@ def test_hota_falls_as_the_boxes_get_noisier(tiny_root, tmp_path):
     dm = datamodule(tiny_root)
     records = dm.load_split("val")
     tracker = SequenceTracker(batch_size=8)
-    windows = list(tracker.windows(records, dm.clip_len, dm.eval_transform, dm.class_ids))
+    windows = list(tracker.windows(records, dm.clip_len, dm.eval_transform))
     hota = []
     for jitter in (0.0, 0.05, 0.15):
         results = tracker.track(oracle_predict(jitter=jitter), windows, [records[0].info.name])
@@ -108,7 +100,7 @@ def test_a_blind_model_yields_empty_results_and_zero_hota(tiny_root, tmp_path):
         outputs["exist_conf"] = torch.zeros_like(outputs["exist_conf"])
         return outputs
 
-    results = tracker.track(blind, tracker.windows(records, 3, dm.eval_transform, dm.class_ids), [records[0].info.name])
+    results = tracker.track(blind, tracker.windows(records, 3, dm.eval_transform), [records[0].info.name])
     assert results[records[0].info.name].shape == (0, 7)
     combined = evaluate_mot(tiny_root / "val", write_results(tmp_path / "val", results)).combined
     assert combined["HOTA"] == 0.0 and combined["FN"] == len(records[0].gt)

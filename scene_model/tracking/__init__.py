@@ -5,13 +5,11 @@ from scene_model.tracking.mot_results import read_results, write_results, zip_re
 from scene_model.tracking.predictions import boxes_in_pixels, prediction_scores
 from scene_model.tracking.sequence_tracker import SequenceTracker
 from scene_model.tracking.trackeval_metrics import HEADLINE, MotEvaluation, evaluate_mot, gt_sequences
-from scene_model.tracking.windows import SequenceWindows
 
 __all__ = [
     "HEADLINE",
     "MotEvaluation",
     "SequenceTracker",
-    "SequenceWindows",
     "TrackLinker",
     "boxes_in_pixels",
     "evaluate_mot",

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     records = datamodule.load_split(args.split)
     tracker = SequenceTracker(stride=args.stride, link_iou=args.link_iou, max_lost=args.max_lost, batch_size=8)
-    loader = tracker.windows(records, args.clip_len, datamodule.eval_transform, datamodule.class_ids)
+    loader = tracker.windows(records, args.clip_len, datamodule.eval_transform)
     windows = list(loader)  # decoded once for every setting
     names = [r.info.name for r in records]
     print(f"{'jitter':>7}{'miss':>6}" + "".join(f"{c:>8}" for c in HEADLINE))

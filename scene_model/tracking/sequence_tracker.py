@@ -7,16 +7,15 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 from torch import Tensor
 from torch.utils.data import DataLoader
-from torchvision.transforms import v2
 
 from scene_model.data.collate import collate_tracking
-from scene_model.data.dataset import SequenceRecord
+from scene_model.data.dataset import ClipDataset, SequenceRecord
+from scene_model.data.transforms import ClipTransform
 from scene_model.data.types import SceneBatch
 from scene_model.errors import ConfigError
 from scene_model.tracking.linker import TrackLinker
 from scene_model.tracking.mot_results import empty_rows
 from scene_model.tracking.predictions import boxes_in_pixels, prediction_scores
-from scene_model.tracking.windows import SequenceWindows
 
 Predict = Callable[[SceneBatch], dict[str, Tensor]]
 
@@ -63,11 +62,10 @@ class SequenceTracker:
             )
         return stride
 
-    def windows(
-        self, records: Sequence[SequenceRecord], clip_len: int, transform: v2.Transform, class_ids: tuple[int, ...]
-    ) -> DataLoader:
-        """The windows of ``records`` in order, batched as in validation."""
-        dataset = SequenceWindows(list(records), clip_len, transform, self.resolve_stride(clip_len), class_ids)
+    def windows(self, records: Sequence[SequenceRecord], clip_len: int, transform: ClipTransform) -> DataLoader:
+        """The evaluation windows of ``records`` in order (the last one ends on the last frame),
+        overlapping by ``clip_len - stride`` frames, batched as in validation."""
+        dataset = ClipDataset(list(records), clip_len, transform, train=False, stride=self.resolve_stride(clip_len))
         return DataLoader(
             dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers, collate_fn=collate_tracking
         )

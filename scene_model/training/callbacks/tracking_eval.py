@@ -27,7 +27,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torchvision.io import write_png
 
 from scene_model.data.dataset import SequenceRecord
-from scene_model.data.decode import load_frame
+from scene_model.data.decode import FrameGeometry, decode_frame
 from scene_model.data.types import SceneBatch
 from scene_model.errors import ConfigError, DataFormatError
 from scene_model.tracking.mot_results import write_results, zip_results
@@ -91,9 +91,9 @@ class TrackingEvaluator(L.Callback):
     ) -> tuple[dict[str, np.ndarray], list[SequenceRecord]]:
         """Track every sequence of ``split`` (a share per process); every process gets all results."""
         datamodule = trainer.datamodule
-        records = datamodule.load_split(split, with_gt=with_gt)
+        records = datamodule.load_split(split, require_gt=with_gt)
         mine = records[trainer.global_rank :: trainer.world_size]
-        windows = self.tracker.windows(mine, datamodule.clip_len, datamodule.eval_transform, datamodule.class_ids)
+        windows = self.tracker.windows(mine, datamodule.clip_len, datamodule.eval_transform)
         precision = trainer.precision_plugin
 
         def predict(batch: SceneBatch) -> dict:
@@ -146,7 +146,9 @@ class TrackingEvaluator(L.Callback):
         frames = np.unique(np.linspace(1, record.info.length, self.viz_frames).round().astype(int))
         images, boxes, ids, gt = [], [], [], []
         for frame in frames:
-            images.append(load_frame(record.info.frame_path(int(frame))))
+            width, height = record.info.width, record.info.height
+            pixels = decode_frame(record.info.frame_path(int(frame)), (width, height), FrameGeometry.full(width, height, (height, width)))
+            images.append(torch.from_numpy(pixels).permute(2, 0, 1))
             mine = rows[rows[:, 0] == frame]
             xywh = torch.from_numpy(mine[:, 2:6]).float()
             boxes.append(torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], dim=1))
