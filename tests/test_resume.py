@@ -44,11 +44,16 @@ def test_resumed_curves_drop_what_was_logged_after_the_checkpoint(tiny_cfg):
 
 def test_requeued_job_resumes_from_last_only_when_the_run_saved_one(tmp_path, monkeypatch):
     callback = ModelCheckpoint(dirpath=tmp_path)
+    for name, value in (("SLURM_NTASKS", "2"), ("SLURM_NTASKS_PER_NODE", "2"), ("SLURM_JOB_NAME", "train")):
+        monkeypatch.setenv(name, value)
     monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
+    monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)
     assert resume_ckpt_path(None, callback) is None
     (tmp_path / "last.ckpt").write_bytes(b"")
     assert resume_ckpt_path("/given.ckpt", callback) == "/given.ckpt"  # a first start keeps what was asked
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    assert resume_ckpt_path(None, callback) is None  # a hand-written sbatch script: Lightning's own requeue
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
     assert resume_ckpt_path(None, callback) == "last"
     assert resume_ckpt_path("/given.ckpt", callback) == "last"
     (tmp_path / "last.ckpt").unlink()

@@ -54,8 +54,11 @@ def has_last_checkpoint(callback: ModelCheckpoint | None) -> bool:
 
 def resume_ckpt_path(ckpt_path: str | None, callback: ModelCheckpoint | None) -> str | None:
     """The checkpoint a fit starts from: ``"last"`` (Lightning resolves it to ``callback``'s
-    last.ckpt) when SLURM requeued this job and the run has saved one, else ``ckpt_path``."""
-    if restart_count() > 0 and has_last_checkpoint(callback):
+    last.ckpt) when submitit requeued this job and the run has saved one, else ``ckpt_path``.
+
+    Outside submitit (a hand-written sbatch script) Lightning owns the requeue and resumes from
+    its own hpc checkpoint when ``ckpt_path`` is None: that is left to it."""
+    if restart_count() > 0 and submitted_to_slurm() and has_last_checkpoint(callback):
         log.info(f"requeued job (restart {restart_count()}): resuming from the last checkpoint in {callback.dirpath}")
         return "last"
     return ckpt_path
