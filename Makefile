@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install train test test-fast lint bench clean
+.PHONY: install train test test-fast test-slurm lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# Starts a local SLURM cluster (installs slurm-wlm and munge with apt-get when missing: needs root).
+test-slurm: $(STAMP)
+	$(PY) -m pytest -q --slurm -m slurm $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -15,6 +15,8 @@ from scene_model.data.synthetic import SyntheticSpec, ensure_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
+pytest_plugins = ["tests.slurm.plugin"]  # --slurm, the slurm marker and the slurm_cluster fixture
+
 TINY_SYNTHETIC = dict(num_train=2, num_val=1, num_test=1, num_frames=16, sizes=[[192, 108], [160, 90]], seed=3)
 
 torch.set_num_threads(2)

@@ -44,8 +44,11 @@ class ConfigLoader:
     def build_callbacks(self) -> list[Callback]:
         return [instantiate(c) for c in (self.cfg.get("callbacks") or {}).values() if c and "_target_" in c]
 
-    def build_trainer(self, callbacks: list[Callback] | None = None, loggers: list[Logger] | None = None) -> L.Trainer:
-        return instantiate(self.cfg.trainer, callbacks=callbacks or [], logger=loggers or False)
+    def build_trainer(
+        self, callbacks: list[Callback] | None = None, loggers: list[Logger] | None = None, plugins: list | None = None
+    ) -> L.Trainer:
+        extra = {"plugins": plugins} if plugins else {}
+        return instantiate(self.cfg.trainer, callbacks=callbacks or [], logger=loggers or False, **extra)
 
     def resolved_config(self) -> dict[str, Any]:
         """The run config as plain Python values (what checkpoints keep as hyperparameters)."""

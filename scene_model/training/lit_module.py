@@ -60,7 +60,7 @@ class SceneModelLightningModule(L.LightningModule):
     def _shared_step(self, batch: SceneBatch, stage: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
         outputs = self.model(batch.frames, batch.padding_mask)
         losses = self.head_adapter.compute_loss(outputs, batch.tracks, batch.padding_mask)
-        common = dict(on_step=stage == "train", on_epoch=True, batch_size=len(batch), sync_dist=stage != "train")
+        common = dict(on_step=stage == "train", on_epoch=True, batch_size=len(batch), sync_dist=True)
         self.log(f"{stage}/total", losses["total"].detach(), prog_bar=True, **common)
         self.log_dict({f"{stage}/{name}": losses[name].detach() for name in LOSS_TERMS}, **common)
         return losses, outputs

@@ -9,11 +9,13 @@ from pathlib import Path
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from scene_model.errors import SceneModelError
+from scene_model.errors import ConfigError, SceneModelError
 from scene_model.training.config_loader import ConfigLoader
+from scene_model.training.slurm import cluster_plugins, resume_ckpt_path
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,27 @@ def save_resolved_config(cfg: DictConfig, output_dir: Path) -> None:
     (output_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
 
+def multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def check_launch(trainer: L.Trainer) -> None:
+    """Refuse what fails later in confusing ways: Lightning re-running this script per device
+    inside a local sweep (each copy would run the whole sweep again)."""
+    launcher = trainer.strategy.launcher
+    environment = getattr(trainer.strategy, "cluster_environment", None)
+    reruns_script = (
+        isinstance(launcher, _SubprocessScriptLauncher)
+        and trainer.num_devices > 1
+        and not (environment is not None and environment.creates_processes_externally)
+    )
+    if multirun() and reruns_script:
+        raise ConfigError(
+            "trainer.strategy=ddp with several devices re-runs train.py per device, which a local sweep (-m) "
+            "does not support; use trainer.strategy=ddp_spawn, or hydra/launcher=slurm (one task per device)"
+        )
+
+
 def train(cfg: DictConfig) -> float | None:
     """Fit (``train``), then evaluate (``test``); returns the value of ``optimized_metric``."""
     if cfg.get("seed") is not None:
@@ -31,11 +54,13 @@ def train(cfg: DictConfig) -> float | None:
     loader = ConfigLoader(cfg)
     datamodule = loader.build_datamodule()
     module = loader.build_lit_module()
-    trainer = loader.build_trainer(loader.build_callbacks(), loader.build_logger())
+    trainer = loader.build_trainer(loader.build_callbacks(), loader.build_logger(), plugins=cluster_plugins())
+    check_launch(trainer)
     save_resolved_config(cfg, Path(cfg.paths.output_dir))
 
     ckpt_path = cfg.get("ckpt_path")
     if cfg.get("train", True):
+        ckpt_path = resume_ckpt_path(ckpt_path, trainer.checkpoint_callback)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         ckpt_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
         ckpt_path = ckpt_path or None
@@ -76,15 +101,14 @@ def main(cfg: DictConfig) -> float | None:
     In a sweep every error is raised on to the sweeper (which records the job as failed and, for a
     search, goes on); the job's log keeps the traceback of an unexpected one.
     """
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         return train(cfg)
     except SceneModelError as err:
         log.error(f"{type(err).__name__}: {err}")
-        if multirun:
-            raise
+        if multirun():
+            raise  # let the sweeper record the failed job
         raise SystemExit(1) from None
     except Exception:
-        if multirun:
+        if multirun():
             log.exception("The run failed")
         raise

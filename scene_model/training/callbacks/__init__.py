@@ -1,7 +1,9 @@
-"""Lightning callbacks of our own: backbone freeze policy, validation visualisation, tracking evaluation."""
+"""Lightning callbacks of our own: backbone freeze policy, validation visualisation, tracking
+evaluation, TensorBoard continuity on resume."""
 
 from scene_model.training.callbacks.backbone_freeze import BackboneFreeze
+from scene_model.training.callbacks.tensorboard_resume import TensorBoardResume
 from scene_model.training.callbacks.tracking_eval import TrackingEvaluator
 from scene_model.training.callbacks.visualization import ValidationVisualizer
 
-__all__ = ["BackboneFreeze", "TrackingEvaluator", "ValidationVisualizer"]
+__all__ = ["BackboneFreeze", "TensorBoardResume", "TrackingEvaluator", "ValidationVisualizer"]
