@@ -1,6 +1,7 @@
-"""Lightning callbacks of our own: backbone freeze policy and validation visualisation."""
+"""Lightning callbacks of our own: backbone freeze policy, validation visualisation, non-finite step guard."""
 
 from scene_model.training.callbacks.backbone_freeze import BackboneFreeze
+from scene_model.training.callbacks.non_finite import SkipNonFiniteSteps
 from scene_model.training.callbacks.visualization import ValidationVisualizer
 
-__all__ = ["BackboneFreeze", "ValidationVisualizer"]
+__all__ = ["BackboneFreeze", "SkipNonFiniteSteps", "ValidationVisualizer"]
