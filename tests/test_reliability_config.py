@@ -20,6 +20,7 @@ from tests.test_configs import EXTRA, GROUP_OPTIONS
         (["data.batch_size=two"], r"^data\.batch_size: expected int, got 'two'"),
         (["data.clip_len=4.5"], r"^data\.clip_len: expected int, got 4\.5 \(float\)"),
         (["model.num_queries=ten"], r"^model\.num_queries: expected int, got 'ten'"),
+        (["data.train_sizes=[608,640,big]"], r"^data\.train_sizes: expected Sequence\[int\], got \[608, 640, 'big'\]"),
         (["train=no"], r"^train: expected bool, got 'no'"),  # a string that would otherwise count as true
         (["seed=abc"], r"^seed: expected int \| None"),
         (["model.backbone.freeze=maybe"], r"^model\.backbone\.freeze: expected bool, got 'maybe' \(str\)$"),

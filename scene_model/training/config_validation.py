@@ -17,7 +17,7 @@ from typing import Any
 from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from typeguard import TypeCheckError, check_type
+from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 
 from scene_model.errors import ConfigError
 
@@ -120,7 +120,7 @@ def _signature_of(target: Any) -> tuple[dict[str, Any], dict[str, inspect.Parame
 def _type_problem(value: Any, expected: Any) -> str | None:
     value = _plain(value)
     try:
-        check_type(value, expected)
+        check_type(value, expected, collection_check_strategy=CollectionCheckStrategy.ALL_ITEMS)
     except TypeCheckError:
         return f"expected {_describe(expected)}, got {value!r} ({type(value).__name__})"
     return None
