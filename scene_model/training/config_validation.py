@@ -45,6 +45,7 @@ KEY_MINIMA: dict[str, tuple[int, str]] = {
     "training.checkpoint_every_n_steps": (0, "0 turns the step checkpoint off"),
 }
 _INTERPOLATION = re.compile(r"^\$\{([\w.]+)\}$")
+_ABSENT = object()
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -92,7 +93,7 @@ def _check_targets(node: Any, prefix: str, problems: dict[str, str]) -> None:
     hints, parameters = _signature_of(node.get("_target_")) if "_target_" in node else ({}, {})
     for key in node:
         path = f"{prefix}.{key}" if prefix else str(key)
-        child = node._get_node(key)
+        child = node[key]
         if isinstance(child, DictConfig | ListConfig):
             _check_targets(child, path, problems)
         if str(key).startswith("_") or not parameters:
@@ -100,7 +101,7 @@ def _check_targets(node: Any, prefix: str, problems: dict[str, str]) -> None:
         if key not in parameters and not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
             problems.setdefault(path, f"{node['_target_']} takes no argument {key!r}")
         elif key in hints and not _builds_object(child):
-            problem = _type_problem(_plain(node[key]), hints[key])
+            problem = _type_problem(child, hints[key])
             if problem:
                 problems.setdefault(_source_key(node, key, path), problem)
 
@@ -161,5 +162,3 @@ def _describe(annotation: Any) -> str:
     text = annotation.__name__ if isinstance(annotation, type) else str(annotation)
     return re.sub(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)", r"\1", text)
 
-
-_ABSENT = object()
