@@ -6,7 +6,7 @@ import pytest
 
 from scene_model.errors import ConfigError
 from scene_model.training.config_validation import validate_config
-from tests.conftest import compose_config, tiny_overrides
+from tests.conftest import compose_config
 from tests.test_cli import run_train
 from tests.test_configs import EXTRA, GROUP_OPTIONS
 
@@ -71,8 +71,8 @@ def test_gradient_clipping_and_step_checkpoints_are_on_by_default(tmp_path):
         ("data=dancetrack", "ConfigError: missing required value(s): data.root"),
     ],
 )
-def test_train_py_explains_a_config_mistake_in_one_line(override, expected, tiny_root, tmp_path):
-    result = run_train(*tiny_overrides(tiny_root), override, f"hydra.run.dir={tmp_path}/run")
+def test_train_py_explains_a_config_mistake_in_one_line(override, expected, tmp_path):
+    result = run_train(override, f"hydra.run.dir={tmp_path}/run")  # refused before any data is read
     output = result.stdout + result.stderr
     assert result.returncode == 1
     assert expected in output and "Traceback" not in output, output[-3000:]
