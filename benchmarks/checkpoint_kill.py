@@ -56,11 +56,12 @@ def main() -> None:
     parser.add_argument("--tmpdir", default="/tmp", help="TMPDIR of the writing process")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--megabytes", type=int, default=128, help="size of the checkpoint")
+    parser.add_argument("--io", choices=["lightning", "atomic"], action="append", help="default: both")
     args = parser.parse_args()
     same_fs = os.stat(args.dir.parent if not args.dir.exists() else args.dir).st_dev == os.stat(args.tmpdir).st_dev
     print(f"checkpoint dir {args.dir}, TMPDIR {args.tmpdir} ({'same' if same_fs else 'another'} filesystem), "
           f"{args.megabytes} MB, {args.trials} kills each")
-    for io in ("lightning", "atomic"):
+    for io in args.io or ["lightning", "atomic"]:
         rng = random.Random(0)
         args.dir.mkdir(parents=True, exist_ok=True)
         broken = 0

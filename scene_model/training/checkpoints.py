@@ -30,8 +30,6 @@ ARCHITECTURE_KEYS = (
     "model.backbone.name", "model.backbone.out_layer", "model.num_classes", "model.num_queries", "model.d_model",
     "model.nhead", "model.num_encoder_layers", "model.num_decoder_layers", "model.dim_feedforward",
 )
-
-
 UNREADABLE = (
     "it is truncated, corrupt or not a PyTorch checkpoint; use another checkpoint of the run "
     "(checkpoints/epoch_NNN.ckpt) or start without ckpt_path"
@@ -177,5 +175,7 @@ def _select(config: Mapping, dotted: str) -> Any:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+    """'RuntimeError: PytorchStreamReader failed reading zip archive: failed finding central directory'."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    text = text.split(". ")[0].rstrip(".")
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
