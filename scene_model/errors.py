@@ -18,3 +18,7 @@ class ConfigError(SceneModelError):
 
 class CheckpointError(SceneModelError):
     """A checkpoint cannot be read or does not fit the model."""
+
+
+class DivergenceError(SceneModelError):
+    """Too many optimisation steps in a row had a non-finite loss or gradient."""

@@ -8,9 +8,11 @@ import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from scene_model.training.checkpoints import AtomicCheckpointIO
 from scene_model.training.lit_module import SceneModelLightningModule
 
 
@@ -47,8 +49,19 @@ class ConfigLoader:
     def build_trainer(
         self, callbacks: list[Callback] | None = None, loggers: list[Logger] | None = None, plugins: list | None = None
     ) -> L.Trainer:
-        extra = {"plugins": plugins} if plugins else {}
-        return instantiate(self.cfg.trainer, callbacks=callbacks or [], logger=loggers or False, **extra)
+        """``plugins`` (e.g. the SLURM environment) come on top of ``build_plugins``'s."""
+        return instantiate(
+            self.cfg.trainer, callbacks=callbacks or [], logger=loggers or False,
+            plugins=self.build_plugins() + list(plugins or []),
+        )
+
+    def build_plugins(self) -> list[Any]:
+        """``trainer.plugins``, with AtomicCheckpointIO unless a CheckpointIO is configured there."""
+        configured = instantiate(self.cfg.trainer.get("plugins")) or []
+        plugins = list(configured) if isinstance(configured, list | tuple) else [configured]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            plugins.append(AtomicCheckpointIO())
+        return plugins
 
     def resolved_config(self) -> dict[str, Any]:
         """The run config as plain Python values (what checkpoints keep as hyperparameters)."""

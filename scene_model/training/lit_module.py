@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from scene_model.data.types import SceneBatch
+from scene_model.training.checkpoints import check_fits
 from scene_model.training.head_adapter import LOSS_TERMS, HeadAdapter
 
 
@@ -95,3 +96,10 @@ class SceneModelLightningModule(L.LightningModule):
             return {"optimizer": optimizer}
         scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # --- checkpoints ------------------------------------------------------------------------------
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint of another model with one message naming what differs (before Lightning
+        would fail on it with a list of every tensor)."""
+        source = getattr(self._trainer, "ckpt_path", None) or "being loaded"
+        check_fits(checkpoint, self.state_dict(), self.hparams.get("config"), source, strict=self.strict_loading)

@@ -1,0 +1,181 @@
+"""Checkpoint files: written atomically in place, read with ``weights_only``, errors that say what to do.
+
+Lightning (2.6) saves through an fsspec transaction whose temporary file lives in ``$TMPDIR``: when
+that is another filesystem than the checkpoint (a node-local /tmp, checkpoints on shared storage)
+the final move is a copy onto ``last.ckpt``, and a job killed during it leaves a truncated file in
+place of the previous good one; a PermissionError there can also pass silently. ``AtomicCheckpointIO``
+writes next to the target and renames over it, so a reader sees the old file or the new one, never a
+part of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.utilities.cloud_io import get_filesystem
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from torch import Tensor
+
+from scene_model.errors import CheckpointError
+
+# Keys of the run config that decide the shapes of the model's tensors.
+ARCHITECTURE_KEYS = (
+    "model.backbone.name", "model.backbone.out_layer", "model.num_classes", "model.num_queries", "model.d_model",
+    "model.nhead", "model.num_encoder_layers", "model.num_decoder_layers", "model.dim_feedforward",
+)
+UNREADABLE = (
+    "it is truncated, corrupt or not a PyTorch checkpoint; use another checkpoint of the run "
+    "(checkpoints/epoch_NNN.ckpt) or start without ckpt_path"
+)
+
+
+def partial_path(path: Path) -> Path:
+    """Where a checkpoint is written before it is renamed to ``path`` (same directory, hidden)."""
+    return path.with_name(f".{path.name}.partial")
+
+
+def save_atomically(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
+    """``torch.save`` into a hidden file beside ``path``, flush it to disk, then rename it over ``path``."""
+    path = Path(path)
+    partial = partial_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(partial, "wb") as handle:
+            torch.save(checkpoint, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise CheckpointError(f"cannot write checkpoint {path}: {err.strerror or err}") from None
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` survive a crash of the machine; best effort (not every filesystem can)."""
+    try:
+        handle = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu", weights_only: bool = True) -> dict[str, Any]:
+    """Read a Lightning checkpoint; a missing, truncated, foreign or unsafe file raises CheckpointError."""
+    fs = get_filesystem(path)
+    if not fs.exists(path):
+        raise CheckpointError(f"checkpoint {path} does not exist; give an existing file as ckpt_path (or ckpt_path=last)")
+    try:
+        with fs.open(path, "rb") as handle:
+            checkpoint = torch.load(handle, map_location=map_location, weights_only=weights_only)
+    except pickle.UnpicklingError as err:
+        unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        if unsafe:
+            raise CheckpointError(
+                f"checkpoint {path} holds a Python object ({unsafe.group(1)}) besides tensors and plain containers "
+                "and is not loaded (weights_only=True); checkpoints written by this project's training load"
+            ) from None
+        raise CheckpointError(f"checkpoint {path} cannot be read ({_first_line(err)}): {UNREADABLE}") from None
+    except Exception as err:  # torch.load fails with RuntimeError, EOFError, KeyError ... on a damaged file
+        raise CheckpointError(f"checkpoint {path} cannot be read ({_first_line(err)}): {UNREADABLE}") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        found = sorted(checkpoint)[:6] if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise CheckpointError(
+            f"checkpoint {path} is not a Lightning checkpoint of a SceneModel (no 'state_dict'; found {found})"
+        )
+    return checkpoint
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's TorchCheckpointIO with local files written atomically and loading errors explained.
+
+    Remote paths (``s3://`` ...) keep Lightning's own saving. Loading uses ``weights_only=True``
+    unless Lightning is asked for something else.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if storage_options is not None or "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        save_atomically(checkpoint, path)
+
+    def load_checkpoint(
+        self, path, map_location: Callable | Any = lambda storage, loc: storage, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        return load_checkpoint_file(path, map_location, weights_only=True if weights_only is None else weights_only)
+
+
+def check_fits(
+    checkpoint: Mapping[str, Any], model_state: Mapping[str, Tensor], config: Mapping | None, source: Any,
+    strict: bool = True,
+) -> None:
+    """Raise CheckpointError when ``checkpoint['state_dict']`` cannot be loaded into ``model_state``.
+
+    The message names the architecture keys of the run config that differ (when both configs are
+    known) and the tensors that are missing, unexpected (both only when ``strict``) or of another shape.
+    """
+    saved = checkpoint["state_dict"]
+    missing = [k for k in model_state if k not in saved] if strict else []
+    unexpected = [k for k in saved if k not in model_state] if strict else []
+    reshaped = [k for k in model_state if k in saved and tuple(saved[k].shape) != tuple(model_state[k].shape)]
+    if not (missing or unexpected or reshaped):
+        return
+    problems = []
+    saved_config = (checkpoint.get("hyper_parameters") or {}).get("config")
+    differing = config_differences(saved_config, config) if saved_config and config else []
+    if differing:
+        problems.append("its " + ", ".join(differing))
+    if reshaped:
+        k = reshaped[0]
+        problems.append(
+            f"{len(reshaped)} tensor(s) of another shape (e.g. {k}: {list(saved[k].shape)} there, "
+            f"{list(model_state[k].shape)} here)"
+        )
+    if missing:
+        problems.append(f"{len(missing)} tensor(s) missing (e.g. {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unknown tensor(s) (e.g. {unexpected[0]})")
+    raise CheckpointError(
+        f"checkpoint {source} was written by another model: {'; '.join(problems)}. "
+        "Run with the model settings it was trained with (its config_resolved.yaml), or start without ckpt_path"
+    )
+
+
+def config_differences(saved: Mapping, current: Mapping) -> list[str]:
+    """'model.d_model=256 there, 128 here' for each architecture key whose value differs."""
+    differences = []
+    for key in ARCHITECTURE_KEYS:
+        there, here = _select(saved, key), _select(current, key)
+        if there != here:
+            differences.append(f"{key}={there} there, {here} here")
+    return differences
+
+
+def _select(config: Mapping, dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _first_line(err: BaseException) -> str:
+    """'RuntimeError: PytorchStreamReader failed reading zip archive: failed finding central directory'."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    text = text.split(". ")[0].rstrip(".")
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__

@@ -1,0 +1,162 @@
+"""Config mistakes found before anything is built, each reported with the key that holds it.
+
+Hydra already refuses unknown keys. Here: required values left at ``???``, interpolations that do
+not resolve, and values of the wrong type. Types come from two places: the signature of the object
+a node builds (its ``_target_``: Trainer, optimiser, DataModule, model, callbacks, loggers ...), and
+``KEY_TYPES`` below for keys our own code reads.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import types
+import typing
+from typing import Any
+
+from hydra.utils import get_object
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
+
+from scene_model.errors import ConfigError
+
+KEY_TYPES: dict[str, Any] = {
+    "seed": int | None,
+    "train": bool,
+    "test": bool,
+    "ckpt_path": str | None,
+    "optimized_metric": str | None,
+    "viz.max_frames": int,
+    "viz.score_threshold": float,
+    "training.max_bad_steps": int,
+    "training.checkpoint_every_n_steps": int,
+    "model.backbone.name": str,
+    "model.backbone.weights": str | None,
+    "model.backbone.norm": str,
+    "model.backbone.out_layer": int,
+    "model.backbone.freeze": bool,
+    "model.backbone.unfreeze_after": int,
+    "model.backbone.lr_mult": float,
+}
+# Keys whose value must also lie in a range: (lowest allowed, what it means).
+KEY_MINIMA: dict[str, tuple[int, str]] = {
+    "training.max_bad_steps": (1, "stop after this many skipped steps in a row"),
+    "training.checkpoint_every_n_steps": (0, "0 turns the step checkpoint off"),
+}
+_INTERPOLATION = re.compile(r"^\$\{([\w.]+)\}$")
+_ABSENT = object()
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise ConfigError listing every problem found, one ``key: what is wrong`` per problem."""
+    try:
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        if not missing:
+            OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "?"
+        raise ConfigError(f"{key}: {str(err).splitlines()[0]}") from None
+    if missing:
+        examples = " ".join(f"{key}=..." for key in missing)
+        raise ConfigError(f"missing required value(s): {', '.join(missing)}; set them on the command line ({examples})")
+    problems: dict[str, str] = {}
+    _check_keys(cfg, problems)
+    _check_targets(cfg, "", problems)
+    if problems:
+        raise ConfigError("; ".join(f"{key}: {why}" for key, why in problems.items()))
+
+
+def _check_keys(cfg: DictConfig, problems: dict[str, str]) -> None:
+    for key, expected in KEY_TYPES.items():
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is _ABSENT:
+            continue
+        problem = _type_problem(value, expected)
+        if problem is None and key in KEY_MINIMA and value < KEY_MINIMA[key][0]:
+            minimum, meaning = KEY_MINIMA[key]
+            problem = f"must be >= {minimum} ({meaning}), got {value}"
+        if problem:
+            problems.setdefault(_source_key(cfg, key), problem)
+
+
+def _check_targets(node: Any, prefix: str, problems: dict[str, str]) -> None:
+    """Check the keys of every ``_target_`` node against the annotations of what it builds."""
+    if isinstance(node, ListConfig):
+        for i, item in enumerate(node):
+            _check_targets(item, f"{prefix}[{i}]", problems)
+        return
+    if not isinstance(node, DictConfig):
+        return
+    hints, parameters = _signature_of(node.get("_target_")) if "_target_" in node else ({}, {})
+    for key in node:
+        path = f"{prefix}.{key}" if prefix else str(key)
+        child = node[key]
+        if isinstance(child, DictConfig | ListConfig):
+            _check_targets(child, path, problems)
+        if str(key).startswith("_") or not parameters:
+            continue
+        if key not in parameters and not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            problems.setdefault(path, f"{node['_target_']} takes no argument {key!r}")
+        elif key in hints and not _builds_object(child):
+            problem = _type_problem(child, hints[key])
+            if problem:
+                problems.setdefault(_source_key(node, key, path), problem)
+
+
+def _signature_of(target: Any) -> tuple[dict[str, Any], dict[str, inspect.Parameter]]:
+    """(type hints, parameters) of a ``_target_``'s constructor; empty when it cannot be inspected."""
+    try:
+        obj = get_object(str(target))
+        function = obj.__init__ if inspect.isclass(obj) else obj
+        parameters = dict(inspect.signature(function).parameters)
+        hints = typing.get_type_hints(function)
+    except Exception:  # an unimportable target is reported by instantiate itself
+        return {}, {}
+    return hints, parameters
+
+
+def _type_problem(value: Any, expected: Any) -> str | None:
+    value = _plain(value)
+    try:
+        check_type(value, expected, collection_check_strategy=CollectionCheckStrategy.ALL_ITEMS)
+    except TypeCheckError:
+        return f"expected {_describe(expected)}, got {value!r} ({type(value).__name__})"
+    return None
+
+
+def _builds_object(node: Any) -> bool:
+    """The node (or an item of it) is a ``_target_`` node: checked on its own, not as a value."""
+    if isinstance(node, ListConfig):
+        return any(_builds_object(item) for item in node)
+    return isinstance(node, DictConfig) and "_target_" in node
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig | ListConfig) else value
+
+
+def _source_key(node: DictConfig, key: str, path: str | None = None) -> str:
+    """The key a user typed: ``model.backbone.freeze`` rather than ``callbacks.backbone_freeze.freeze``
+    when the latter is ``${model.backbone.freeze}``."""
+    raw = OmegaConf.to_container(node, resolve=False)
+    for part in key.split("."):
+        raw = raw.get(part) if isinstance(raw, dict) else None
+    match = _INTERPOLATION.match(raw) if isinstance(raw, str) else None
+    return match.group(1) if match else (path or key)
+
+
+def _describe(annotation: Any) -> str:
+    """``int | None``, ``one of '32-true', 'bf16-mixed', ... | None``: an annotation as a user reads it."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(v) for v in args)
+    if origin in (typing.Union, types.UnionType):
+        literals = [v for a in args if typing.get_origin(a) is typing.Literal for v in typing.get_args(a)]
+        others = [_describe(a) for a in args if typing.get_origin(a) is not typing.Literal]
+        return " | ".join(([_describe(typing.Literal[tuple(literals)])] if literals else []) + others)
+    if annotation is type(None):
+        return "None"
+    text = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+    return re.sub(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)", r"\1", text)
+

@@ -1,0 +1,53 @@
+"""Callbacks that tests add to a real ``python train.py`` run with ``+callbacks.<name>._target_=tests.probes...``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import lightning as L
+
+
+class SigkillAtStep(L.Callback):
+    """Kill the process with SIGKILL, unannounced, when training reaches ``step`` optimiser steps."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step >= self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class RecordTrainingState(L.Callback):
+    """Write, as JSON, the training state found when fitting starts (after any checkpoint was restored)
+    and the global step of every batch that is trained."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self.record: dict = {}
+
+    def on_train_start(self, trainer, pl_module):
+        optimizer = trainer.optimizers[0]
+        scheduler = trainer.lr_scheduler_configs[0].scheduler if trainer.lr_scheduler_configs else None
+        state = optimizer.state_dict()["state"]
+        self.record = {
+            "global_step": trainer.global_step,
+            "epoch": trainer.current_epoch,
+            "optimizer_steps": sorted({float(s["step"]) for s in state.values()}),
+            "optimizer_exp_avg_sum": sum(float(s["exp_avg"].double().sum()) for s in state.values()),
+            "scheduler_last_epoch": scheduler.last_epoch if scheduler is not None else None,
+            "lrs": [group["lr"] for group in optimizer.param_groups],
+            "trained": [],
+        }
+        self._write()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.record["trained"].append({"epoch": trainer.current_epoch, "batch_idx": batch_idx,
+                                       "global_step": trainer.global_step})
+        self._write()
+
+    def _write(self):
+        self.path.write_text(json.dumps(self.record))

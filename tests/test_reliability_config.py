@@ -1,0 +1,77 @@
+"""Config mistakes: each is one explanation naming the key, before anything is built."""
+
+from __future__ import annotations
+
+import pytest
+
+from scene_model.errors import ConfigError
+from scene_model.training.config_validation import validate_config
+from tests.conftest import compose_config
+from tests.test_cli import run_train
+from tests.test_configs import EXTRA, GROUP_OPTIONS
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optimizer.lr=fast"], r"^optimizer\.lr: expected float \| Tensor, got 'fast' \(str\)$"),
+        (["trainer.max_epochs=abc"], r"^trainer\.max_epochs: expected int \| None, got 'abc'"),
+        (["trainer.precision=fp32"], r"^trainer\.precision: expected one of .*'bf16-mixed'.*got 'fp32'"),
+        (["data.batch_size=two"], r"^data\.batch_size: expected int, got 'two'"),
+        (["data.clip_len=4.5"], r"^data\.clip_len: expected int, got 4\.5 \(float\)"),
+        (["model.num_queries=ten"], r"^model\.num_queries: expected int, got 'ten'"),
+        (["data.train_sizes=[608,640,big]"], r"^data\.train_sizes: expected Sequence\[int\], got \[608, 640, 'big'\]"),
+        (["train=no"], r"^train: expected bool, got 'no'"),  # a string that would otherwise count as true
+        (["seed=abc"], r"^seed: expected int \| None"),
+        (["model.backbone.freeze=maybe"], r"^model\.backbone\.freeze: expected bool, got 'maybe' \(str\)$"),
+        (["training.max_bad_steps=0"], r"^training\.max_bad_steps: must be >= 1"),
+        (["training.checkpoint_every_n_steps=often"], r"^training\.checkpoint_every_n_steps: expected int"),
+        (["+trainer.max_epoch=3"], r"^trainer\.max_epoch: lightning\.pytorch\.Trainer takes no argument 'max_epoch'$"),
+        (["data=dancetrack"], r"^missing required value\(s\): data\.root; set them on the command line \(data\.root=\.\.\.\)$"),
+    ],
+)
+def test_config_mistake_is_one_line_naming_the_key(overrides, message, tmp_path):
+    with pytest.raises(ConfigError, match=message) as caught:
+        validate_config(compose_config(overrides, tmp_path))
+    assert "\n" not in str(caught.value)
+
+
+def test_an_interpolation_to_nowhere_names_the_key(tmp_path):
+    cfg = compose_config([], tmp_path)
+    cfg.data.root = "${paths.nowhere}"
+    with pytest.raises(ConfigError, match=r"^data\.root: Interpolation key 'paths\.nowhere' not found$"):
+        validate_config(cfg)
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        validate_config(compose_config(["optimizer.lr=fast", "data.batch_size=two"], tmp_path))
+    assert "optimizer.lr:" in str(caught.value) and "data.batch_size:" in str(caught.value)
+
+
+@pytest.mark.parametrize(("group", "option"), [(g, o) for g, options in GROUP_OPTIONS.items() for o in options])
+def test_every_shipped_config_is_valid(group, option, tmp_path):
+    validate_config(compose_config([f"{group}={option}", *EXTRA.get(group.split("/")[0], [])], tmp_path))
+
+
+def test_gradient_clipping_and_step_checkpoints_are_on_by_default(tmp_path):
+    cfg = compose_config([], tmp_path)
+    assert cfg.trainer.gradient_clip_val > 0
+    assert cfg.callbacks.step_checkpoint.every_n_train_steps == cfg.training.checkpoint_every_n_steps > 0
+    assert cfg.callbacks.skip_non_finite.max_bad_steps == cfg.training.max_bad_steps
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("optimizer.lrr=1", "Key 'lrr' is not in struct"),  # Hydra's own refusal of an unknown key
+        ("trainer.max_epochs=abc", "ConfigError: trainer.max_epochs: expected int | None, got 'abc' (str)"),
+        ("data=dancetrack", "ConfigError: missing required value(s): data.root"),
+    ],
+)
+def test_train_py_explains_a_config_mistake_in_one_line(override, expected, tmp_path):
+    result = run_train(override, f"hydra.run.dir={tmp_path}/run")  # refused before any data is read
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert expected in output and "Traceback" not in output, output[-3000:]
