@@ -4,7 +4,10 @@ Compares Lightning's TorchCheckpointIO (temporary file in $TMPDIR, then a move) 
 (temporary file beside the target, then a rename). Put --tmpdir on another filesystem than --dir to
 see the case of a node-local /tmp and checkpoints on shared storage:
 
-    python benchmarks/checkpoint_kill.py --tmpdir /dev/shm --dir /var/tmp/checkpoint_kill --trials 20
+    python -m bench.checkpoint_kill --tmpdir /dev/shm --dir /var/tmp/checkpoint_kill --trials 20
+
+In ``python -m bench`` (``make bench``) it runs with TMPDIR on /dev/shm when that is another
+filesystem than the checkpoint directory (the case that breaks a move), else on the same one.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+from bench import Row
 
 WRITER = """
 import sys, torch
@@ -50,6 +56,31 @@ def trial(io: str, path: Path, numel: int, tmpdir: str, rng: random.Random) -> b
         return False
 
 
+def count_broken(io: str, directory: Path, tmpdir: str, trials: int, megabytes: int) -> int:
+    """Kills at random moments (the same moments for every ``io``); how many left last.ckpt unloadable."""
+    rng = random.Random(0)
+    directory.mkdir(parents=True, exist_ok=True)
+    broken = 0
+    for _ in range(trials):
+        for leftover in directory.iterdir():
+            leftover.unlink()
+        broken += not trial(io, directory / "last.ckpt", megabytes * 2**18, tmpdir, rng)
+    return broken
+
+
+def run(quick: bool) -> list[Row]:
+    trials, megabytes = (4, 32) if quick else (20, 128)
+    with tempfile.TemporaryDirectory(dir="data" if Path("data").is_dir() else None) as directory:
+        shm = Path("/dev/shm")
+        other_fs = shm.is_dir() and os.stat(shm).st_dev != os.stat(directory).st_dev
+        tmpdir = str(shm) if other_fs else directory
+        note = f"{megabytes} MB, TMPDIR on {'another' if other_fs else 'the same'} filesystem"
+        return [
+            Row("checkpoint_kill", f"{io} IO: last.ckpt unloadable after a kill", count_broken(io, Path(directory) / io, tmpdir, trials, megabytes), f"of {trials}", note)
+            for io in ("lightning", "atomic")
+        ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", type=Path, required=True, help="where last.ckpt is written")
@@ -62,13 +93,7 @@ def main() -> None:
     print(f"checkpoint dir {args.dir}, TMPDIR {args.tmpdir} ({'same' if same_fs else 'another'} filesystem), "
           f"{args.megabytes} MB, {args.trials} kills each")
     for io in args.io or ["lightning", "atomic"]:
-        rng = random.Random(0)
-        args.dir.mkdir(parents=True, exist_ok=True)
-        broken = 0
-        for _ in range(args.trials):
-            for leftover in args.dir.iterdir():
-                leftover.unlink()
-            broken += not trial(io, args.dir / "last.ckpt", args.megabytes * 2**18, args.tmpdir, rng)
+        broken = count_broken(io, args.dir, args.tmpdir, args.trials, args.megabytes)
         print(f"{io:>9}: last.ckpt unloadable after {broken}/{args.trials} kills")
 
 
