@@ -21,9 +21,9 @@ def test_ddp_cpu_writes_one_run_directory_from_rank_zero(tiny_root, tmp_path):
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in result.stdout + result.stderr
     # Rank 1 logs to its own file; everything else of the run is rank zero's, in one directory.
     assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == [
-        "checkpoints", "config_resolved.yaml", "tensorboard", "train.log", "train_ddp_process_1.log", "viz"]
+        "checkpoints", "config_resolved.yaml", "tensorboard", "tracking", "train.log", "train_ddp_process_1.log", "viz"]
     assert (run / "checkpoints" / "last.ckpt").is_file()
-    assert sorted(p.name for p in (run / "viz").iterdir()) == ["epoch_000.png", "epoch_001.png"]
+    assert sorted(p.name for p in (run / "viz").glob("*.png")) == ["epoch_000.png", "epoch_001.png"]
     assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1
     # Each rank validates its own half of the windows; the logged metric is their mean, on both ranks.
     values = [re.findall(r"val/total = (\S+)", (run / log).read_text()) for log in ("train.log", "train_ddp_process_1.log")]
