@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 
 from scene_model.data.types import TrackTargets
@@ -143,3 +146,19 @@ def test_perfect_denoising_predictions_give_near_zero_box_terms():
     losses = adapter.compute_loss({**matching, "dn": dn}, tracks, torch.zeros(2, 4, dtype=torch.bool), state)
     assert losses["dn_bbox"] < 1e-5 and losses["dn_giou"] < 1e-5
     assert losses["dn_cls"] < 1e-3 and losses["dn_exist"] < 1e-3
+
+
+@pytest.mark.slow
+def test_resnet50_with_denoising_trains_end_to_end(tiny_cfg):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from scene_model.training.run import train
+
+    cfg = tiny_cfg("model/backbone=resnet50", "head.denoise.enabled=true", "head.matcher.level=frame")
+    value = train(cfg)
+    assert value is not None and math.isfinite(value)
+    events = EventAccumulator(f"{cfg.paths.output_dir}/tensorboard")
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/dn_cls_step", "train/dn_bbox_step", "train/dn_giou_step", "train/dn_exist_step"} <= scalars
+    assert not any(tag.startswith("val/dn_") for tag in scalars)  # validation: matching queries only
