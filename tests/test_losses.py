@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from scene_model.data.types import TrackTargets
 from scene_model.models.head import inverse_sigmoid
+from scene_model.training.denoiser import DinoDenoiser
 from scene_model.training.head_adapter import HeadAdapter
 from scene_model.training.matcher import HungarianMatcher
 
@@ -42,8 +44,8 @@ def outputs_from(tracks: TrackTargets, queries: int, perfect: bool) -> dict:
     }
 
 
-def adapter() -> HeadAdapter:
-    return HeadAdapter(HungarianMatcher())
+def adapter(level: str = "track", denoise: bool = False) -> HeadAdapter:
+    return HeadAdapter(HungarianMatcher(level=level), denoise=DinoDenoiser(enabled=denoise))
 
 
 def test_loss_dict_has_the_contract_keys():
@@ -55,27 +57,38 @@ def test_loss_dict_has_the_contract_keys():
     assert losses["num_matches"] == tracks.valid.sum()
 
 
-def test_perfect_predictions_give_near_zero_loss():
+@pytest.mark.parametrize("level", ["track", "frame"])
+def test_perfect_predictions_give_near_zero_loss(level):
     tracks = random_tracks()
     padding = torch.zeros(2, 3, dtype=torch.bool)
-    perfect = adapter().compute_loss(outputs_from(tracks, 6, True), tracks, padding)
-    wrong = adapter().compute_loss(outputs_from(tracks, 6, False), tracks, padding)
+    perfect = adapter(level).compute_loss(outputs_from(tracks, 6, True), tracks, padding)
+    wrong = adapter(level).compute_loss(outputs_from(tracks, 6, False), tracks, padding)
     assert perfect["bbox"] < 1e-6 and perfect["giou"] < 1e-5
     assert perfect["cls"] < 1e-3 and perfect["exist"] < 1e-2
     assert wrong["total"] > 100 * perfect["total"]
 
 
-def test_padded_frames_count_nowhere():
+@pytest.mark.parametrize(("level", "denoise"), [("track", False), ("frame", False), ("track", True)])
+def test_padded_frames_count_nowhere(level, denoise):
     tracks = random_tracks()
     padding = torch.zeros(2, 3, dtype=torch.bool)
     padding[0, 2] = True
     out = outputs_from(tracks, 6, False)
-    base = adapter().compute_loss(out, tracks, padding)
-    garbage = {k: (v.detach().clone() if torch.is_tensor(v) else v) for k, v in out.items()}
-    for key in ("bbox_center", "bbox_size", "cls_logits", "exist_logit"):
-        garbage[key][0, 2] = torch.randn_like(garbage[key][0, 2]) * 5
-    changed = adapter().compute_loss(garbage, tracks, padding)
-    for key in KEYS:
+    head = adapter(level, denoise)
+    state = head.make_denoising(tracks, 6)
+    if denoise:
+        out["dn"] = outputs_from(tracks, state.num_queries, False)
+    base = head.compute_loss(out, tracks, padding, state)
+    detached = lambda o: {k: (v.detach().clone() if torch.is_tensor(v) else v) for k, v in o.items()}  # noqa: E731
+    garbage = detached(out)
+    if denoise:
+        garbage["dn"] = detached(out["dn"])
+    for part in [garbage] + ([garbage["dn"]] if denoise else []):
+        for key in ("bbox_center", "bbox_size", "cls_logits", "exist_logit"):
+            part[key][0, 2] = torch.randn_like(part[key][0, 2]) * 5
+    changed = head.compute_loss(garbage, tracks, padding, state)
+    assert set(base) == KEYS | ({"dn_cls", "dn_bbox", "dn_giou", "dn_exist"} if denoise else set())
+    for key in base:
         assert torch.allclose(base[key], changed[key]), key
 
 
@@ -94,10 +107,14 @@ def test_gradients_reach_every_model_parameter():
     from scene_model.models import build_scene_model
     from tests.test_collate import make_clip
 
-    model = build_scene_model({"name": "resnet18", "norm": "batch_norm", "out_layer": 3}, d_model=32, nhead=4,
-                              num_encoder_layers=1, num_decoder_layers=2, dim_feedforward=64, num_queries=5)
-    batch = collate_tracking([make_clip(2, 64, 96, [[1, 2], [2]]), make_clip(2, 64, 96, [[3], [3]])])
-    losses = adapter().compute_loss(model(batch.frames, batch.padding_mask), batch.tracks, batch.padding_mask)
+    model = build_scene_model({"name": "resnet18", "norm": "batch_norm", "out_layer": 3, "num_levels": 2}, d_model=32,
+                              nhead=4, num_encoder_layers=1, num_decoder_layers=2, dim_feedforward=64, num_queries=5,
+                              denoising=True)
+    batch = collate_tracking([make_clip(2, 64, 96, [[1, 2], [2]]), make_clip(2, 48, 64, [[3], [3]])])
+    head = adapter(denoise=True)
+    state = head.make_denoising(batch.tracks, model.num_queries)
+    outputs = model(batch.frames, batch.padding_mask, batch.image_sizes, state.queries)
+    losses = head.compute_loss(outputs, batch.tracks, batch.padding_mask, state)
     losses["total"].backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing, missing

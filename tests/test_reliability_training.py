@@ -47,7 +47,7 @@ def test_resuming_another_model_names_the_differing_keys(trained, tmp_path):
     overrides, run = trained
     cfg = compose_config(overrides + ["model.num_queries=4", f"ckpt_path={run}/checkpoints/last.ckpt"], tmp_path)
     with pytest.raises(CheckpointError, match=r"last\.ckpt was written by another model: its model\.num_queries=8 "
-                                              r"there, 4 here; 3 tensor\(s\) of another shape"):
+                                              r"there, 4 here; \d+ tensor\(s\) of another shape"):
         train(cfg)
 
 

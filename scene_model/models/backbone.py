@@ -1,4 +1,4 @@
-"""torchvision ResNet trunks as feature extractors."""
+"""torchvision ResNet trunks as feature extractors, one or several feature levels."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from scene_model.errors import CheckpointError, ConfigError
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
 NORMS = {"frozen_bn": FrozenBatchNorm2d, "batch_norm": nn.BatchNorm2d}
+STEM = 4  # conv1, bn1, relu, maxpool: the first entries of ``Backbone.body``
 
 
 def load_backbone_weights(net: nn.Module, name: str, weights: str) -> None:
@@ -23,7 +24,11 @@ def load_backbone_weights(net: nn.Module, name: str, weights: str) -> None:
             raise CheckpointError(f"backbone weights file {path} does not exist (model.backbone.weights)")
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state) if isinstance(state, dict) else state
-        missing, unexpected = net.load_state_dict(state, strict=False)
+        try:
+            missing, _ = net.load_state_dict(state, strict=False)
+        except RuntimeError as err:  # shapes that do not fit
+            first = str(err).strip().splitlines()[1:2] or [str(err)]
+            raise CheckpointError(f"{path} does not fit {name}: {first[0].strip()}") from None
         missing = [k for k in missing if not k.startswith("fc.")]
         if missing:
             raise CheckpointError(f"{path} does not fit {name}: missing {len(missing)} keys, e.g. {missing[:3]}")
@@ -46,14 +51,27 @@ def load_backbone_weights(net: nn.Module, name: str, weights: str) -> None:
     net.load_state_dict(state)
 
 
-class Backbone(nn.Module):
-    """A ResNet cut after ``layer4`` (stride 32) or ``layer3`` (stride 16, ``out_layer=3``).
+def _out_channels(layer: nn.Sequential) -> int:
+    last_block = layer[-1]
+    return (last_block.conv3 if hasattr(last_block, "conv3") else last_block.conv2).out_channels
 
-    ``frozen_bn`` (the DETR choice for pretrained weights) keeps batch statistics fixed;
-    ``batch_norm`` trains them, which is what training from scratch needs.
+
+class Backbone(nn.Module):
+    """A ResNet cut after ``layer{out_layer}``, returning the last ``num_levels`` stages.
+
+    ``out_layer=3`` ends at stride 16, ``out_layer=4`` at stride 32; ``num_levels=2`` adds the stage
+    before (stride 8 or 16), and so on. ``frozen_bn`` (the DETR choice for pretrained weights) keeps
+    batch statistics fixed; ``batch_norm`` trains them, which is what training from scratch needs.
     """
 
-    def __init__(self, name: str = "resnet18", weights: str | None = None, norm: str = "frozen_bn", out_layer: int = 4):
+    def __init__(
+        self,
+        name: str = "resnet18",
+        weights: str | None = None,
+        norm: str = "frozen_bn",
+        out_layer: int = 4,
+        num_levels: int = 1,
+    ) -> None:
         super().__init__()
         if name not in RESNETS:
             raise ConfigError(f"model.backbone.name={name!r}; expected one of {', '.join(RESNETS)}")
@@ -61,15 +79,34 @@ class Backbone(nn.Module):
             raise ConfigError(f"model.backbone.norm={norm!r}; expected one of {', '.join(NORMS)}")
         if out_layer not in (3, 4):
             raise ConfigError(f"model.backbone.out_layer={out_layer}; expected 3 or 4")
+        if not 1 <= num_levels <= out_layer:
+            raise ConfigError(f"model.backbone.num_levels={num_levels}; expected 1..{out_layer} for out_layer={out_layer}")
         net = getattr(torchvision.models, name)(weights=None, norm_layer=NORMS[norm])
         if weights:
             load_backbone_weights(net, name, weights)
         layers = [net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4]
-        self.body = nn.Sequential(*layers[: 4 + out_layer])
-        last_block = getattr(net, f"layer{out_layer}")[-1]
-        self.num_channels = (last_block.conv3 if hasattr(last_block, "conv3") else last_block.conv2).out_channels
-        self.stride = 2 ** (out_layer + 1)
+        self.body = nn.Sequential(*layers[: STEM + out_layer])
+        self.levels = list(range(out_layer - num_levels + 1, out_layer + 1))  # ResNet stage numbers
+        self.channels = [_out_channels(getattr(net, f"layer{i}")) for i in self.levels]
+        self.strides = [2 ** (i + 1) for i in self.levels]
 
-    def forward(self, images: Tensor) -> Tensor:
-        """images float[N, 3, H, W] -> features float[N, C, H/stride, W/stride]."""
-        return self.body(images)
+    @property
+    def num_channels(self) -> int:
+        """Channels of the deepest level."""
+        return self.channels[-1]
+
+    @property
+    def stride(self) -> int:
+        """Stride of the deepest level."""
+        return self.strides[-1]
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        """images float[N, 3, H, W] -> one float[N, C_l, H/stride_l, W/stride_l] per level, finest first."""
+        features = []
+        x = images
+        for index, module in enumerate(self.body):
+            x = module(x)
+            stage = index - STEM + 1
+            if stage in self.levels:
+                features.append(x)
+        return features

@@ -2,23 +2,57 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from scene_model.errors import ConfigError
 from scene_model.models.backbone import Backbone
-from scene_model.models.head import BBoxHead, inverse_sigmoid
+from scene_model.models.head import BBoxHead
 from scene_model.models.transformer import SpaceTimeTransformer, sine_position_1d, sine_position_2d
 
 OUTPUT_KEYS = ("bbox_center", "bbox_size", "cls_logits", "exist_conf", "exist_logit")
 
 
+@dataclass
+class DenoisingQueries:
+    """Extra queries decoded next to the Q matching queries (DN-DETR / DINO), D per sample.
+
+    Each starts from a (noised) box per frame and a (noised) class label; ``attn_mask`` keeps the
+    matching queries (the first Q) from attending to them, and denoising groups from each other.
+    """
+
+    boxes: Tensor  # float[B, T, D, 4] (cx, cy, w, h) in 0..1: the initial reference box per frame
+    labels: Tensor  # long[B, D]
+    attn_mask: Tensor  # bool[Q + D, Q + D], True = may not attend
+    padding: Tensor  # bool[B, D], True = an empty slot (batch padding), attended by no query
+
+
+def canvas_padding(image_sizes: Tensor, canvas: tuple[int, int], feature: tuple[int, int]) -> Tensor:
+    """bool[B, h, w]: feature cells outside each sample's image (collate pads right and bottom).
+
+    image_sizes long[B, 2] (height, width) inside the canvas (H, W); a cell is image when it covers
+    any image pixel, as DETR's interpolated mask.
+    """
+    (height, width), (rows, cols) = canvas, feature
+    valid_rows = torch.ceil(image_sizes[:, 0] * rows / height)
+    valid_cols = torch.ceil(image_sizes[:, 1] * cols / width)
+    row_pad = torch.arange(rows, device=image_sizes.device)[None, :] >= valid_rows[:, None]
+    col_pad = torch.arange(cols, device=image_sizes.device)[None, :] >= valid_cols[:, None]
+    return row_pad[:, :, None] | col_pad[:, None, :]
+
+
 class SceneModel(nn.Module):
     """Backbone per frame -> per-frame encoder -> space-time decoder over shared track queries.
 
-    Each query carries a learned reference box; every decoder layer refines it (the box head predicts
-    an offset in logit space from the previous layer's box, DETR-style iterative refinement).
+    Each query carries a learned reference box; every decoder layer refines it per frame (the box head
+    predicts an offset in logit space from the previous layer's box, DETR-style iterative refinement)
+    and the next layer's positional query is computed from it. With several backbone levels the
+    encoder attends over the tokens of all levels together (a learned embedding per level).
     """
 
     def __init__(
@@ -32,61 +66,107 @@ class SceneModel(nn.Module):
         num_decoder_layers: int = 3,
         dim_feedforward: int = 512,
         dropout: float = 0.0,
+        denoising: bool = False,
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.num_queries = num_queries
         self.num_classes = num_classes
-        self.input_proj = nn.Conv2d(backbone.num_channels, d_model, kernel_size=1)
+        groups = math.gcd(32, d_model)
+        self.input_proj = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(channels, d_model, kernel_size=1), nn.GroupNorm(groups, d_model))
+            for channels in backbone.channels
+        )
+        self.level_embed = nn.Parameter(torch.zeros(len(backbone.channels), d_model)) if len(backbone.channels) > 1 else None
         self.transformer = SpaceTimeTransformer(
             d_model, nhead, num_encoder_layers, num_decoder_layers, dim_feedforward, dropout
         )
         self.query_content = nn.Embedding(num_queries, d_model)
-        self.query_pos = nn.Embedding(num_queries, d_model)
-        self.reference = nn.Embedding(num_queries, 4)
+        self.reference = nn.Embedding(num_queries, 4)  # logits of the initial boxes
+        # Denoising queries start from an embedding of their (noised) label; built only when used, so
+        # that no parameter goes without a gradient (DDP) when denoising is off.
+        self.label_embed = nn.Embedding(num_classes, d_model) if denoising else None
         self.head = BBoxHead(d_model, num_classes)
         nn.init.uniform_(self.reference.weight[:, :2], -2.0, 2.0)
         nn.init.constant_(self.reference.weight[:, 2:], -2.0)
+        if self.level_embed is not None:
+            nn.init.normal_(self.level_embed)
 
-    def encode_frames(self, frames: Tensor, padding_mask: Tensor) -> tuple[Tensor, Tensor]:
-        """frames [B,T,3,H,W] -> memory [B*T,S,d] and its position [1,S,d]; padded frames are not computed."""
+    def encode_frames(
+        self, frames: Tensor, image_sizes: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """frames [B,T,3,H,W] -> memory [B*T,S,d], its position [1,S,d] and canvas padding bool[B*T,S] or None.
+
+        S is the number of feature cells over all levels. Padded frames are computed like the others
+        (skipping them would cost a host sync); nothing attends to them.
+        """
         batch, num_frames = frames.shape[:2]
-        flat = frames.flatten(0, 1)
-        valid = ~padding_mask.flatten()
-        features = self.input_proj(self.backbone(flat[valid]))
-        _, dim, height, width = features.shape
-        tokens = features.flatten(2).transpose(1, 2)
-        memory_pos = sine_position_2d(height, width, dim, frames.device)[None]
-        encoded = self.transformer.encode(tokens, memory_pos)
-        memory = encoded.new_zeros(batch * num_frames, height * width, dim)
-        memory[valid] = encoded
-        return memory, memory_pos
+        canvas = tuple(frames.shape[-2:])
+        tokens, positions, paddings = [], [], []
+        for level, (proj, features) in enumerate(zip(self.input_proj, self.backbone(frames.flatten(0, 1)), strict=True)):
+            features = proj(features)
+            _, dim, height, width = features.shape
+            tokens.append(features.flatten(2).transpose(1, 2))
+            pos = sine_position_2d(height, width, dim, frames.device)
+            positions.append(pos + self.level_embed[level] if self.level_embed is not None else pos)
+            if image_sizes is not None:
+                paddings.append(canvas_padding(image_sizes, canvas, (height, width)).flatten(1))
+        memory_pos = torch.cat(positions)[None]
+        padding = None
+        if paddings:
+            padding = torch.cat(paddings, dim=1).to(frames.device, non_blocking=True)
+            padding = padding.repeat_interleave(num_frames, dim=0)
+        memory = self.transformer.encode(torch.cat(tokens, dim=1), memory_pos, padding)
+        return memory, memory_pos, padding
 
-    def forward(self, frames: Tensor, padding_mask: Tensor | None = None) -> dict[str, Any]:
-        """frames float[B,T,3,H,W], padding_mask bool[B,T] (True = padded) -> outputs.
+    def forward(
+        self,
+        frames: Tensor,
+        padding_mask: Tensor | None = None,
+        image_sizes: Tensor | None = None,
+        denoising: DenoisingQueries | None = None,
+    ) -> dict[str, Any]:
+        """frames float[B,T,3,H,W], padding_mask bool[B,T] (True = padded frame), image_sizes long[B,2]
+        (height, width) of each sample inside the canvas (None: the whole canvas) -> outputs.
 
         Outputs: bbox_center [B,T,Q,2], bbox_size [B,T,Q,2], cls_logits [B,T,Q,C], exist_conf and
-        exist_logit [B,T,Q,1], and ``aux``: the same dicts for the earlier decoder layers.
+        exist_logit [B,T,Q,1], and ``aux``: the same dicts for the earlier decoder layers. With
+        ``denoising`` (D queries), ``dn`` holds the same keys (and its ``aux``) for them, [B,T,D,...].
         """
         batch, num_frames = frames.shape[:2]
         if padding_mask is None:
             padding_mask = torch.zeros(batch, num_frames, dtype=torch.bool, device=frames.device)
-        memory, memory_pos = self.encode_frames(frames, padding_mask)
+        if image_sizes is not None and image_sizes.device.type == "cpu":
+            if bool((image_sizes >= torch.tensor(frames.shape[-2:])).all()):
+                image_sizes = None  # nothing to mask (a host check, no device sync): plain attention
+        memory, memory_pos, memory_padding = self.encode_frames(frames, image_sizes)
         queries, dim = self.num_queries, self.query_content.embedding_dim
-        time_pos = sine_position_1d(torch.arange(num_frames, device=frames.device), dim)
-        query_pos = self.query_pos.weight[None, None] + time_pos[None, :, None]
-        query_pos = query_pos.expand(batch, num_frames, queries, dim)
         tgt = self.query_content.weight[None, None].expand(batch, num_frames, queries, dim)
-        hidden_states = self.transformer.decode(tgt, query_pos, memory, memory_pos, padding_mask)
-        reference = self.reference.weight[None, None].expand(batch, num_frames, queries, 4)
-        layer_outputs = []
-        for hidden in hidden_states:
-            out = self.head(hidden, reference)
-            reference = inverse_sigmoid(torch.cat([out["bbox_center"], out["bbox_size"]], dim=-1)).detach()
-            layer_outputs.append(out)
-        outputs: dict[str, Any] = dict(layer_outputs[-1])
-        outputs["aux"] = layer_outputs[:-1]
+        reference = self.reference.weight.sigmoid()[None, None].expand(batch, num_frames, queries, 4)
+        self_attn_mask = query_padding = None
+        if denoising is not None:
+            if self.label_embed is None:
+                raise ConfigError("denoising queries need a model built with denoising=True (head.denoise.enabled)")
+            extra = denoising.labels.shape[1]
+            dn_tgt = self.label_embed(denoising.labels)[:, None].expand(batch, num_frames, extra, dim)
+            tgt = torch.cat([tgt, dn_tgt], dim=2)
+            reference = torch.cat([reference, denoising.boxes.to(reference.dtype)], dim=2)
+            self_attn_mask = denoising.attn_mask
+            query_padding = F.pad(denoising.padding, (queries, 0), value=False)
+        time_pos = sine_position_1d(torch.arange(num_frames, device=frames.device), dim)
+        layers = self.transformer.decode(
+            tgt, reference, time_pos, memory, memory_pos, padding_mask, self.head,
+            memory_padding=memory_padding, self_attn_mask=self_attn_mask, query_padding=query_padding,
+        )
+        matching = [{k: v[:, :, :queries] for k, v in out.items()} for out in layers]
+        outputs: dict[str, Any] = {**matching[-1], "aux": matching[:-1]}
+        if denoising is not None:
+            dn = [{k: v[:, :, queries:] for k, v in out.items()} for out in layers]
+            outputs["dn"] = {**dn[-1], "aux": dn[:-1]}
         return outputs
+
+
+BACKBONE_KEYS = ("name", "weights", "norm", "out_layer", "num_levels")
 
 
 def build_scene_model(
@@ -99,6 +179,7 @@ def build_scene_model(
     num_decoder_layers: int = 3,
     dim_feedforward: int = 512,
     dropout: float = 0.0,
+    denoising: bool = False,
     **training_options: Any,
 ) -> SceneModel:
     """Build a SceneModel from the ``model`` config.
@@ -107,7 +188,7 @@ def build_scene_model(
     lr_mult) are read by the training side and ignored here, as are other ``training_options``
     (channels_last, compile), which the Lightning module applies.
     """
-    backbone_args = {k: v for k, v in dict(backbone).items() if k in ("name", "weights", "norm", "out_layer")}
+    backbone_args = {k: v for k, v in dict(backbone).items() if k in BACKBONE_KEYS}
     return SceneModel(
         Backbone(**backbone_args),
         num_classes=num_classes,
@@ -118,4 +199,5 @@ def build_scene_model(
         num_decoder_layers=num_decoder_layers,
         dim_feedforward=dim_feedforward,
         dropout=dropout,
+        denoising=denoising,
     )

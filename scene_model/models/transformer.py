@@ -1,17 +1,22 @@
-"""The space-time transformer: a per-frame encoder and a decoder whose Q track queries are shared by
+"""The space-time transformer: a per-frame encoder and a decoder whose track queries are shared by
 the T frames of a clip (one query = one object for the whole window).
 
 Each decoder layer: self-attention among the queries of a frame, cross-attention from each frame's
 queries to that frame's encoded features, attention across time for each query (padded frames
-masked), then a feed-forward block. Every layer's output is returned for auxiliary losses.
+masked), then a feed-forward block. A query's positional part is computed from its current box
+(DAB-DETR's anchor boxes): every layer refines the box per frame, and the next layer looks where that
+box is. Every layer's predictions are returned for auxiliary losses.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
+
+from scene_model.models.head import MLP, inverse_sigmoid
 
 
 def sine_position_1d(positions: Tensor, dim: int, temperature: float = 10000.0) -> Tensor:
@@ -23,13 +28,20 @@ def sine_position_1d(positions: Tensor, dim: int, temperature: float = 10000.0) 
 
 
 def sine_position_2d(height: int, width: int, dim: int, device: torch.device) -> Tensor:
-    """DETR's normalised sine encoding of a feature map: float[height * width, dim]."""
-    scale = 2 * math.pi
-    ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) / height * scale
-    xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width * scale
-    pos_y = sine_position_1d(ys, dim // 2, temperature=10000.0)[:, None, :].expand(height, width, -1)
-    pos_x = sine_position_1d(xs, dim // 2, temperature=10000.0)[None, :, :].expand(height, width, -1)
+    """DETR's sine encoding of a feature map, coordinates normalised to the canvas: float[height * width, dim]."""
+    ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) / height * 2 * math.pi
+    xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width * 2 * math.pi
+    pos_y = sine_position_1d(ys, dim // 2)[:, None, :].expand(height, width, -1)
+    pos_x = sine_position_1d(xs, dim // 2)[None, :, :].expand(height, width, -1)
     return torch.cat([pos_y, pos_x], dim=-1).reshape(height * width, dim)
+
+
+def sine_box_embedding(boxes: Tensor, dim: int) -> Tensor:
+    """boxes float[..., 4] (cx, cy, w, h) in 0..1 -> float[..., 2 * dim], the feature map's encoding
+    of (cy, cx) followed by that of (w, h), ``dim / 2`` channels each."""
+    scaled = boxes * 2 * math.pi
+    order = scaled[..., [1, 0, 2, 3]]
+    return sine_position_1d(order, dim // 2).flatten(-2)
 
 
 class FeedForward(nn.Sequential):
@@ -49,9 +61,11 @@ class EncoderLayer(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, src: Tensor, pos: Tensor) -> Tensor:
+    def forward(self, src: Tensor, pos: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+        """src [N,S,d], pos [N or 1,S,d], key_padding_mask bool[N,S] (True = canvas padding)."""
         q = src + pos
-        src = self.norm1(src + self.dropout(self.attn(q, q, src, need_weights=False)[0]))
+        attended = self.attn(q, q, src, key_padding_mask=key_padding_mask, need_weights=False)[0]
+        src = self.norm1(src + self.dropout(attended))
         return self.norm2(src + self.dropout(self.ffn(src)))
 
 
@@ -72,28 +86,37 @@ class SpaceTimeDecoderLayer(nn.Module):
         memory: Tensor,
         memory_pos: Tensor,
         time_padding: Tensor,
+        memory_padding: Tensor | None = None,
         self_attn_mask: Tensor | None = None,
+        query_padding: Tensor | None = None,
     ) -> Tensor:
-        """tgt, query_pos [B,T,Q,d]; memory, memory_pos [B*T,S,d]; time_padding bool[B,T] -> [B,T,Q,d].
+        """tgt, query_pos [B,T,N,d]; memory [B*T,S,d]; memory_pos [B*T or 1,S,d]; time_padding bool[B,T]
+        -> [B,T,N,d].
 
-        ``self_attn_mask`` bool[Q,Q], True = may not attend (keeps matching queries from seeing
-        denoising queries).
+        ``memory_padding`` bool[B*T,S]: canvas padding; ``self_attn_mask`` bool[N,N], True = may not
+        attend (keeps matching queries from seeing denoising queries); ``query_padding`` bool[B,N]:
+        queries no other query may attend (denoising slots of batch padding).
         """
         batch, frames, queries, dim = tgt.shape
         x = tgt.reshape(batch * frames, queries, dim)
         pos = query_pos.reshape(batch * frames, queries, dim)
+        key_padding = query_padding.repeat_interleave(frames, dim=0) if query_padding is not None else None
         q = x + pos
-        x = self.norms[0](x + self.dropout(self.self_attn(q, q, x, attn_mask=self_attn_mask, need_weights=False)[0]))
-        attended = self.cross_attn(x + pos, memory + memory_pos, memory, need_weights=False)[0]
+        attended = self.self_attn(q, q, x, attn_mask=self_attn_mask, key_padding_mask=key_padding, need_weights=False)[0]
+        x = self.norms[0](x + self.dropout(attended))
+        attended = self.cross_attn(x + pos, memory + memory_pos, memory, key_padding_mask=memory_padding, need_weights=False)[0]
         x = self.norms[1](x + self.dropout(attended))
-        # Across time, per query: [B*Q, T, d].
+        # Across time, per query: [B*N, T, d].
         y = x.reshape(batch, frames, queries, dim).transpose(1, 2).reshape(batch * queries, frames, dim)
         y_pos = query_pos.transpose(1, 2).reshape(batch * queries, frames, dim)
-        key_padding = time_padding.repeat_interleave(queries, dim=0)
         q = y + y_pos
-        y = self.norms[2](y + self.dropout(self.time_attn(q, q, y, key_padding_mask=key_padding, need_weights=False)[0]))
+        time_keys = time_padding.repeat_interleave(queries, dim=0)
+        y = self.norms[2](y + self.dropout(self.time_attn(q, q, y, key_padding_mask=time_keys, need_weights=False)[0]))
         x = y.reshape(batch, queries, frames, dim).transpose(1, 2)
         return self.norms[3](x + self.dropout(self.ffn(x)))
+
+
+BoxHead = Callable[[Tensor, Tensor], dict[str, Tensor]]
 
 
 class SpaceTimeTransformer(nn.Module):
@@ -112,28 +135,41 @@ class SpaceTimeTransformer(nn.Module):
         self.decoder = nn.ModuleList(
             SpaceTimeDecoderLayer(d_model, nhead, dim_feedforward, dropout) for _ in range(num_decoder_layers)
         )
+        self.box_to_query_pos = MLP(2 * d_model, d_model, d_model, 2)
         for p in self.parameters():
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
 
-    def encode(self, src: Tensor, pos: Tensor) -> Tensor:
-        """src [N,S,d], pos [N or 1,S,d] -> memory [N,S,d]."""
+    def encode(self, src: Tensor, pos: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+        """src [N,S,d], pos [N or 1,S,d], key_padding_mask bool[N,S] -> memory [N,S,d]."""
         for layer in self.encoder:
-            src = layer(src, pos)
+            src = layer(src, pos, key_padding_mask)
         return src
 
     def decode(
         self,
         tgt: Tensor,
-        query_pos: Tensor,
+        reference: Tensor,
+        time_pos: Tensor,
         memory: Tensor,
         memory_pos: Tensor,
         time_padding: Tensor,
+        head: BoxHead,
+        memory_padding: Tensor | None = None,
         self_attn_mask: Tensor | None = None,
-    ) -> list[Tensor]:
-        """Returns each decoder layer's output, [B,T,Q,d] each, the last one last."""
+        query_padding: Tensor | None = None,
+    ) -> list[dict[str, Tensor]]:
+        """Iterative box refinement; returns each layer's ``head`` outputs, the last layer last.
+
+        tgt [B,T,N,d] query contents; reference [B,T,N,4] initial boxes (cx, cy, w, h) in 0..1;
+        time_pos [T,d]. ``head(hidden, box_logits)`` predicts boxes as offsets of ``box_logits``.
+        Each layer's box (detached) is the next layer's reference.
+        """
         outputs = []
         for layer in self.decoder:
-            tgt = layer(tgt, query_pos, memory, memory_pos, time_padding, self_attn_mask)
-            outputs.append(tgt)
+            query_pos = self.box_to_query_pos(sine_box_embedding(reference, self.d_model)) + time_pos[:, None]
+            tgt = layer(tgt, query_pos, memory, memory_pos, time_padding, memory_padding, self_attn_mask, query_padding)
+            out = head(tgt, inverse_sigmoid(reference))
+            outputs.append(out)
+            reference = torch.cat([out["bbox_center"], out["bbox_size"]], dim=-1).detach()
         return outputs

@@ -3,7 +3,9 @@
 Terms (one small method each): sigmoid focal classification (``cls``), existence BCE on logits
 (``exist``), L1 (``bbox``) and GIoU (``giou``) on the matched boxes. Every term is summed over
 non-padded frames and divided by the number of ground-truth boxes of the batch (averaged over DDP
-ranks); the auxiliary decoder layers add the same terms.
+ranks); the auxiliary decoder layers add the same terms. With denoising queries (``dn_state``) the
+same terms are computed for them against the tracks they were made from (normalised by the boxes
+times the number of groups), reported as ``dn_cls`` ... and added to ``total``.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from torch import Tensor
 from torchvision.ops import box_convert, generalized_box_iou_loss, sigmoid_focal_loss
 
 from scene_model.data.types import TargetFrame, TrackTargets
-from scene_model.training.matcher import HungarianMatcher, Matching
+from scene_model.errors import ConfigError
+from scene_model.training.denoiser import DenoisingState, DinoDenoiser
+from scene_model.training.matcher import HungarianMatcher
 
 LOSS_TERMS = ("cls", "bbox", "giou", "exist")
+DN_TERMS = tuple(f"dn_{name}" for name in LOSS_TERMS)
 
 
 class HeadAdapter:
@@ -30,73 +35,107 @@ class HeadAdapter:
         focal_alpha: float = 0.25,
         focal_gamma: float = 2.0,
         aux_loss: bool = True,
+        denoise: DinoDenoiser | None = None,
     ) -> None:
         self.matcher = matcher
         self.weights = {"cls": 2.0, "bbox": 5.0, "giou": 2.0, "exist": 1.0, **(weights or {})}
         unknown = set(self.weights) - set(LOSS_TERMS)
         if unknown:
-            raise ValueError(f"unknown loss weight(s) {sorted(unknown)}; expected {LOSS_TERMS}")
+            raise ConfigError(f"unknown loss weight(s) head.weights.{sorted(unknown)}; expected {LOSS_TERMS}")
         self.focal_alpha, self.focal_gamma = focal_alpha, focal_gamma
         self.aux_loss = aux_loss
+        self.denoiser = denoise
+
+    @property
+    def denoising(self) -> bool:
+        return self.denoiser is not None and self.denoiser.enabled
+
+    def make_denoising(self, tracks: TrackTargets, num_queries: int) -> DenoisingState | None:
+        """Denoising queries for a training step (None when ``head.denoise.enabled`` is false)."""
+        return self.denoiser.make_noise(tracks, num_queries) if self.denoising else None
 
     def compute_loss(
         self,
         outputs: dict,
         targets: TrackTargets | Sequence[Sequence[TargetFrame]],
         padding_mask: Tensor,
-        dn_state: object | None = None,
+        dn_state: DenoisingState | None = None,
     ) -> dict[str, Tensor]:
-        """Returns {total, cls, bbox, giou, exist, num_matches, num_targets} (scalars)."""
+        """Returns {total, cls, bbox, giou, exist, num_matches, num_targets} (scalars), and with
+        ``dn_state`` (and ``outputs["dn"]``) also {dn_cls, dn_bbox, dn_giou, dn_exist}."""
         device = outputs["bbox_center"].device
         tracks = targets if isinstance(targets, TrackTargets) else TrackTargets.from_frames(targets, padding_mask.shape[1])
-        tracks = tracks.to(device, non_blocking=True)
-        valid_frames = ~padding_mask.to(device)
+        tracks = _at_least_one_track(tracks.to(device, non_blocking=True))
+        padding_mask = padding_mask.to(device)
+        valid_frames = ~padding_mask
         num_targets = (tracks.present & valid_frames[:, :, None]).sum().float()
         normaliser = _mean_over_ranks(num_targets).clamp(min=1.0)
-        layers = [outputs] + (list(outputs.get("aux", [])) if self.aux_loss else [])
-        terms = {name: torch.zeros((), device=device) for name in LOSS_TERMS}
-        num_matches = torch.zeros((), device=device)
-        for i, layer in enumerate(layers):
-            matching = self.matcher(layer, tracks, padding_mask)
-            for name, value in self.layer_terms(layer, tracks, valid_frames, matching, normaliser).items():
-                terms[name] = terms[name] + value
-            if i == 0:
-                num_matches = torch.tensor(float(len(matching)), device=device)
+        layers = self._layers(outputs)
+        matchings = self.matcher.match(layers, tracks, padding_mask)
+        batch, frames, queries, _ = outputs["bbox_center"].shape
+        assignments = [m.assignment(batch, frames, queries) for m in matchings]
+        terms = self._summed_terms(layers, assignments, tracks, valid_frames, normaliser)
         total = sum(self.weights[name] * terms[name] for name in LOSS_TERMS)
-        return {"total": total, **terms, "num_matches": num_matches, "num_targets": num_targets}
+        losses = {**terms, "num_matches": torch.full((), float(len(matchings[0])), device=device), "num_targets": num_targets}
+        if dn_state is not None:
+            if "dn" not in outputs:
+                raise ValueError("dn_state given but the outputs have no 'dn' entry: pass the denoising queries to the model")
+            dn_layers = self._layers(outputs["dn"])
+            assigned = dn_state.assignment(frames)
+            dn_terms = self._summed_terms(
+                dn_layers, [assigned] * len(dn_layers), tracks, valid_frames, normaliser * dn_state.num_groups, dn_state.valid
+            )
+            total = total + sum(self.weights[name] * dn_terms[name] for name in LOSS_TERMS)
+            losses.update({f"dn_{name}": value for name, value in dn_terms.items()})
+        return {"total": total, **losses}
+
+    def _layers(self, outputs: dict) -> list[dict]:
+        return [outputs] + (list(outputs.get("aux", [])) if self.aux_loss else [])
+
+    def _summed_terms(self, layers, assignments, tracks, valid_frames, normaliser, query_valid=None) -> dict[str, Tensor]:
+        terms: dict[str, Tensor] = {}
+        for layer, assigned in zip(layers, assignments, strict=True):
+            for name, value in self.layer_terms(layer, tracks, valid_frames, assigned, normaliser, query_valid).items():
+                terms[name] = terms[name] + value if name in terms else value
+        return {name: terms[name] for name in LOSS_TERMS}
 
     def layer_terms(
-        self, outputs: dict, tracks: TrackTargets, valid_frames: Tensor, matching: Matching, normaliser: Tensor
+        self,
+        outputs: dict,
+        tracks: TrackTargets,
+        valid_frames: Tensor,
+        assigned: Tensor,
+        normaliser: Tensor,
+        query_valid: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        batch, frames, queries, _ = outputs["bbox_center"].shape
-        assigned = torch.full((batch, queries), -1, dtype=torch.long, device=valid_frames.device)
-        assigned[matching.batch, matching.query] = matching.track
-        # present[b, t, q]: the query's matched track has a box in frame t (and the frame is real).
-        gathered = torch.gather(tracks.present, 2, assigned.clamp(min=0)[:, None, :].expand(batch, frames, queries))
-        present = gathered & (assigned >= 0)[:, None, :] & valid_frames[:, :, None]
+        """The four terms of one decoder layer. assigned long[B,T,N]: the track each query must predict in
+        each frame (-1: none); query_valid bool[B,N]: queries that count at all (None: every one)."""
+        # present[b, t, q]: the query's assigned track has a box in frame t (and the frame is real).
+        present = torch.gather(tracks.present, 2, assigned.clamp(min=0)) & (assigned >= 0) & valid_frames[:, :, None]
+        counted = valid_frames[:, :, None] if query_valid is None else valid_frames[:, :, None] & query_valid[:, None, :]
         return {
-            "cls": self.loss_cls(outputs, tracks, assigned, present, valid_frames, normaliser),
-            "exist": self.loss_exist(outputs, present, valid_frames, normaliser),
+            "cls": self.loss_cls(outputs, tracks, assigned, present, counted, normaliser),
+            "exist": self.loss_exist(outputs, present, counted, normaliser),
             **self.loss_boxes(outputs, tracks, assigned, present, normaliser),
         }
 
-    def loss_cls(self, outputs, tracks, assigned, present, valid_frames, normaliser) -> Tensor:
+    def loss_cls(self, outputs, tracks, assigned, present, counted, normaliser) -> Tensor:
         logits = outputs["cls_logits"]
-        labels = torch.gather(tracks.labels, 1, assigned.clamp(min=0))  # [B,Q]
-        target = F.one_hot(labels, logits.shape[-1])[:, None].to(logits.dtype) * present[..., None]
+        batch, frames, queries = assigned.shape
+        labels = torch.gather(tracks.labels, 1, assigned.clamp(min=0).flatten(1)).view(batch, frames, queries)
+        target = F.one_hot(labels, logits.shape[-1]).to(logits.dtype) * present[..., None]
         loss = sigmoid_focal_loss(logits, target, alpha=self.focal_alpha, gamma=self.focal_gamma, reduction="none")
-        return torch.where(valid_frames[:, :, None, None], loss, 0.0).sum() / normaliser
+        return torch.where(counted[..., None], loss, 0.0).sum() / normaliser
 
-    def loss_exist(self, outputs, present, valid_frames, normaliser) -> Tensor:
+    def loss_exist(self, outputs, present, counted, normaliser) -> Tensor:
         logit = outputs["exist_logit"].squeeze(-1)
         loss = F.binary_cross_entropy_with_logits(logit, present.to(logit.dtype), reduction="none")
-        return torch.where(valid_frames[:, :, None], loss, 0.0).sum() / normaliser
+        return torch.where(counted, loss, 0.0).sum() / normaliser
 
     def loss_boxes(self, outputs, tracks, assigned, present, normaliser) -> dict[str, Tensor]:
-        pred = torch.cat([outputs["bbox_center"], outputs["bbox_size"]], dim=-1)  # [B,T,Q,4]
-        batch, frames, queries, _ = pred.shape
-        index = assigned.clamp(min=0)[:, None, :, None].expand(batch, frames, queries, 4)
-        gt = torch.gather(tracks.boxes.to(pred.dtype), 2, index)  # [B,T,Q,4] the matched track's boxes
+        pred = torch.cat([outputs["bbox_center"], outputs["bbox_size"]], dim=-1)  # [B,T,N,4]
+        index = assigned.clamp(min=0)[..., None].expand(*assigned.shape, 4)
+        gt = torch.gather(tracks.boxes.to(pred.dtype), 2, index)  # [B,T,N,4] the assigned track's boxes
         gt = torch.where(present[..., None], gt, pred.detach())  # absent entries: a harmless stand-in
         # torch.where masks instead of boolean indexing, which would cost a host sync.
         l1 = torch.where(present, F.l1_loss(pred, gt, reduction="none").sum(-1), 0.0).sum()
@@ -104,6 +143,21 @@ class HeadAdapter:
             box_convert(pred, "cxcywh", "xyxy"), box_convert(gt, "cxcywh", "xyxy"), reduction="none"
         )
         return {"bbox": l1 / normaliser, "giou": torch.where(present, giou, 0.0).sum() / normaliser}
+
+
+def _at_least_one_track(tracks: TrackTargets) -> TrackTargets:
+    """A batch without any track gets one empty (invalid) track, so that gathers have a column."""
+    if tracks.num_tracks > 0:
+        return tracks
+    batch, frames = tracks.present.shape[:2]
+    device = tracks.boxes.device
+    return TrackTargets(
+        boxes=tracks.boxes.new_zeros(batch, frames, 1, 4),
+        present=torch.zeros(batch, frames, 1, dtype=torch.bool, device=device),
+        labels=torch.zeros(batch, 1, dtype=torch.long, device=device),
+        track_ids=torch.full((batch, 1), -1, dtype=torch.long, device=device),
+        valid=torch.zeros(batch, 1, dtype=torch.bool, device=device),
+    )
 
 
 def _mean_over_ranks(value: Tensor) -> Tensor:

@@ -11,7 +11,7 @@ from torch.optim import Optimizer
 
 from scene_model.data.types import SceneBatch
 from scene_model.training.checkpoints import check_fits
-from scene_model.training.head_adapter import LOSS_TERMS, HeadAdapter
+from scene_model.training.head_adapter import DN_TERMS, LOSS_TERMS, HeadAdapter
 
 
 class SceneModelLightningModule(L.LightningModule):
@@ -59,11 +59,14 @@ class SceneModelLightningModule(L.LightningModule):
         return self.model(frames, padding_mask)
 
     def _shared_step(self, batch: SceneBatch, stage: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        outputs = self.model(batch.frames, batch.padding_mask)
-        losses = self.head_adapter.compute_loss(outputs, batch.tracks, batch.padding_mask)
+        # Denoising queries (DINO) train only; validation and test losses stay those of the matching queries.
+        dn_state = self.head_adapter.make_denoising(batch.tracks, self.model.num_queries) if stage == "train" else None
+        outputs = self.model(batch.frames, batch.padding_mask, batch.image_sizes, dn_state.queries if dn_state else None)
+        losses = self.head_adapter.compute_loss(outputs, batch.tracks, batch.padding_mask, dn_state)
         common = dict(on_step=stage == "train", on_epoch=True, batch_size=len(batch), sync_dist=True)
         self.log(f"{stage}/total", losses["total"].detach(), prog_bar=True, **common)
-        self.log_dict({f"{stage}/{name}": losses[name].detach() for name in LOSS_TERMS}, **common)
+        names = [name for name in LOSS_TERMS + DN_TERMS if name in losses]
+        self.log_dict({f"{stage}/{name}": losses[name].detach() for name in names}, **common)
         return losses, outputs
 
     def training_step(self, batch: SceneBatch, batch_idx: int) -> Tensor:

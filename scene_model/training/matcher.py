@@ -1,13 +1,15 @@
-"""Track-level Hungarian matching of queries to the ground-truth tracks of a window.
+"""Hungarian matching of queries to the ground truth of a window, track-level or frame-level.
 
-The cost of pairing query q with track k is summed over the frames where track k is present (and
-the frame is not padded): focal class cost, L1 box distance and -GIoU, weighted. The whole batch's
-cost tensor is built on the model's device, moved to the host once, and scipy's
-linear_sum_assignment runs per sample on its slice.
+Track-level (the default): query q is paired with ground-truth track k for the whole window; the cost
+is summed over the frames where track k is present (and the frame is not padded): focal class cost,
+L1 box distance and -GIoU, weighted. Frame-level: every frame is matched on its own, query to box.
+The costs of all decoder layers of a step are built batched on the model's device and moved to the
+host in one copy; scipy's linear_sum_assignment (or a greedy pass) runs per sample (per frame).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,20 +19,33 @@ from torch import Tensor
 from torchvision.ops import box_convert, generalized_box_iou
 
 from scene_model.data.types import TrackTargets
+from scene_model.errors import ConfigError
 
 _batched_giou = torch.vmap(generalized_box_iou)
 
 
 @dataclass
 class Matching:
-    """Matched pairs over the batch: query ``query[i]`` of sample ``batch[i]`` <-> track ``track[i]``."""
+    """Matched pairs: query ``query[i]`` of sample ``batch[i]`` <-> track ``track[i]``, for the whole
+    window (``frame`` None) or in frame ``frame[i]`` only."""
 
     batch: Tensor  # long[M]
     query: Tensor  # long[M]
     track: Tensor  # long[M]
+    frame: Tensor | None = None  # long[M], frame-level matching only
 
     def __len__(self) -> int:
         return int(self.batch.numel())
+
+    def assignment(self, batch: int, frames: int, queries: int) -> Tensor:
+        """long[B, T, Q]: the track each query is matched to in each frame, -1 for none."""
+        assigned = torch.full((batch, frames, queries), -1, dtype=torch.long, device=self.batch.device)
+        if self.frame is None:
+            per_query = torch.full((batch, queries), -1, dtype=torch.long, device=self.batch.device)
+            per_query[self.batch, self.query] = self.track
+            return per_query[:, None, :].expand(batch, frames, queries)
+        assigned[self.batch, self.frame, self.query] = self.track
+        return assigned
 
 
 def greedy_assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -48,6 +63,7 @@ def greedy_assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 SOLVERS = {"hungarian": linear_sum_assignment, "greedy": greedy_assignment}
+LEVELS = ("track", "frame")
 
 
 class HungarianMatcher:
@@ -59,16 +75,20 @@ class HungarianMatcher:
         focal_alpha: float = 0.25,
         focal_gamma: float = 2.0,
         solver: str = "hungarian",
+        level: str = "track",
     ) -> None:
         if solver not in SOLVERS:
-            raise ValueError(f"head.matcher.solver={solver!r}; expected one of {', '.join(SOLVERS)}")
+            raise ConfigError(f"head.matcher.solver={solver!r}; expected one of {', '.join(SOLVERS)}")
+        if level not in LEVELS:
+            raise ConfigError(f"head.matcher.level={level!r}; expected one of {', '.join(LEVELS)}")
         self.cost_class, self.cost_bbox, self.cost_giou = cost_class, cost_bbox, cost_giou
         self.focal_alpha, self.focal_gamma = focal_alpha, focal_gamma
         self.solve = SOLVERS[solver]
+        self.level = level
 
     @torch.no_grad()
-    def cost_matrix(self, outputs: dict, tracks: TrackTargets, padding_mask: Tensor) -> Tensor:
-        """Track-level cost float[B, Q, K]: per-frame costs summed over frames where the track is present."""
+    def frame_costs(self, outputs: dict, tracks: TrackTargets) -> Tensor:
+        """Cost of query q for track k in frame t, float[B, T, Q, K] (meaningless where k is absent)."""
         pred = torch.cat([outputs["bbox_center"], outputs["bbox_size"]], dim=-1).float()  # [B,T,Q,4]
         batch, frames, queries, _ = pred.shape
         gt = tracks.boxes.to(pred)  # [B,T,K,4]
@@ -82,27 +102,58 @@ class HungarianMatcher:
         giou = _batched_giou(
             box_convert(pred.flatten(0, 1), "cxcywh", "xyxy"), box_convert(gt.flatten(0, 1), "cxcywh", "xyxy")
         ).view(batch, frames, queries, num_tracks)
-        per_frame = self.cost_class * class_cost + self.cost_bbox * l1 - self.cost_giou * giou
+        return self.cost_class * class_cost + self.cost_bbox * l1 - self.cost_giou * giou
+
+    @torch.no_grad()
+    def cost_matrix(self, outputs: dict, tracks: TrackTargets, padding_mask: Tensor) -> Tensor:
+        """Track-level cost float[B, Q, K]: per-frame costs summed over frames where the track is present."""
         counted = (tracks.present & ~padding_mask[:, :, None])[:, :, None, :]  # [B,T,1,K]
-        return torch.where(counted, per_frame, 0.0).sum(dim=1)
+        return torch.where(counted, self.frame_costs(outputs, tracks), 0.0).sum(dim=1)
 
     def __call__(self, outputs: dict, tracks: TrackTargets, padding_mask: Tensor) -> Matching:
-        device = outputs["bbox_center"].device
-        cost = self.cost_matrix(outputs, tracks, padding_mask)
-        # One device-to-host copy for the costs and the track counts together: the step's one sync.
-        host = torch.cat([cost.flatten(), tracks.valid.sum(dim=1).to(cost)]).cpu().numpy()
-        host_cost = host[: cost.numel()].reshape(cost.shape)
-        host_counts = host[cost.numel() :].astype(np.int64)
-        batch_idx, query_idx, track_idx = [], [], []
-        for b, count in enumerate(host_counts):
-            if count == 0:
-                continue
-            rows, cols = self.solve(host_cost[b, :, :count])
-            batch_idx.append(np.full(len(rows), b))
-            query_idx.append(rows)
-            track_idx.append(cols)
-        if not batch_idx:
-            empty = torch.zeros(0, dtype=torch.long, device=device)
-            return Matching(empty, empty, empty)
-        as_tensor = lambda parts: torch.from_numpy(np.concatenate(parts).astype(np.int64)).to(device)  # noqa: E731
-        return Matching(as_tensor(batch_idx), as_tensor(query_idx), as_tensor(track_idx))
+        return self.match([outputs], tracks, padding_mask)[0]
+
+    def match(self, layers: Sequence[dict], tracks: TrackTargets, padding_mask: Tensor) -> list[Matching]:
+        """One Matching per entry of ``layers`` (decoder layers' outputs), with one device-to-host copy."""
+        device = layers[0]["bbox_center"].device
+        tracks = tracks.to(device)
+        padding_mask = padding_mask.to(device)
+        counted = tracks.present & ~padding_mask[:, :, None]  # [B,T,K]
+        if self.level == "track":
+            costs = [self.cost_matrix(layer, tracks, padding_mask) for layer in layers]
+        else:
+            costs = [self.frame_costs(layer, tracks) for layer in layers]
+        # The step's one sync: every layer's costs and the presence table in a single copy.
+        host = torch.cat([c.flatten() for c in costs] + [counted.flatten().to(costs[0].dtype)]).cpu().numpy()
+        size = costs[0].numel()
+        host_counted = host[len(costs) * size :].reshape(counted.shape) > 0
+        pairs = [
+            self._solve(host[i * size : (i + 1) * size].reshape(costs[0].shape), host_counted) for i in range(len(costs))
+        ]
+        return self._to_device(pairs, device)
+
+    def _solve(self, cost: np.ndarray, counted: np.ndarray) -> np.ndarray:
+        """int64[4, M] rows (batch, query, track, frame) of the assignment; frame -1 at track level."""
+        found = []
+        if self.level == "track":
+            for b, present in enumerate(counted.any(axis=1)):
+                columns = np.flatnonzero(present)
+                if len(columns):
+                    rows, cols = self.solve(cost[b][:, columns])
+                    found.append(np.stack([np.full(len(rows), b), rows, columns[cols], np.full(len(rows), -1)]))
+        else:
+            for b, t in zip(*np.nonzero(counted.any(axis=2)), strict=True):
+                columns = np.flatnonzero(counted[b, t])
+                rows, cols = self.solve(cost[b, t][:, columns])
+                found.append(np.stack([np.full(len(rows), b), rows, columns[cols], np.full(len(rows), t)]))
+        return np.concatenate(found, axis=1).astype(np.int64) if found else np.zeros((4, 0), dtype=np.int64)
+
+    def _to_device(self, pairs: list[np.ndarray], device: torch.device) -> list[Matching]:
+        """All layers' pairs go to the device in one copy, then split into views."""
+        sizes = [p.shape[1] for p in pairs]
+        joined = torch.from_numpy(np.concatenate(pairs, axis=1)).to(device)
+        matchings = []
+        for part in joined.split(sizes, dim=1):
+            batch, query, track, frame = part.unbind(0)
+            matchings.append(Matching(batch, query, track, frame if self.level == "frame" else None))
+        return matchings

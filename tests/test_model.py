@@ -1,0 +1,125 @@
+"""SceneModel and Backbone: output contract, padding in time and space, multi-scale, weights files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+from scene_model.errors import CheckpointError, ConfigError
+from scene_model.models import OUTPUT_KEYS, Backbone, build_scene_model
+from scene_model.models.scene_model import canvas_padding
+from scene_model.models.transformer import EncoderLayer
+
+TINY = dict(d_model=32, nhead=4, num_encoder_layers=1, num_decoder_layers=3, dim_feedforward=64, num_queries=6)
+
+
+def tiny_model(**backbone):
+    torch.manual_seed(0)
+    spec = {"name": "resnet18", "norm": "batch_norm", "out_layer": 3, **backbone}
+    return build_scene_model(spec, num_classes=2, **TINY)
+
+
+def test_outputs_follow_the_contract():
+    model = tiny_model().eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 3, 64, 96))
+    shapes = {"bbox_center": 2, "bbox_size": 2, "cls_logits": 2, "exist_conf": 1, "exist_logit": 1}
+    for key in OUTPUT_KEYS:
+        assert out[key].shape == (2, 3, 6, shapes[key]), key
+    assert ((out["bbox_center"] >= 0) & (out["bbox_center"] <= 1)).all()
+    assert (out["bbox_size"] >= 1e-3).all() and (out["bbox_size"] <= 1).all()
+    assert torch.allclose(out["exist_conf"], out["exist_logit"].sigmoid())
+    assert len(out["aux"]) == 2 and all(set(OUTPUT_KEYS) <= set(layer) for layer in out["aux"])
+    assert "dn" not in out
+
+
+def test_padded_frames_change_nothing_in_real_frames():
+    model = tiny_model().eval()
+    frames = torch.randn(1, 4, 3, 64, 96)
+    padding = torch.tensor([[False, False, True, True]])
+    other = frames.clone()
+    other[:, 2:] = torch.randn_like(other[:, 2:]) * 3
+    with torch.no_grad():
+        a, b = model(frames, padding), model(other, padding)
+    for key in OUTPUT_KEYS:
+        assert torch.allclose(a[key][:, :2], b[key][:, :2], atol=1e-5), key
+    assert not torch.allclose(a["cls_logits"][:, 2:], b["cls_logits"][:, 2:])  # the padded ones did change
+
+
+def test_canvas_padding_marks_cells_outside_each_image():
+    sizes = torch.tensor([[64, 96], [40, 50]])
+    mask = canvas_padding(sizes, canvas=(64, 96), feature=(4, 6))
+    assert not mask[0].any()
+    assert mask[1, :3, :4].logical_not().all()  # ceil(40/16) = 3 rows, ceil(50/16) = 4 columns
+    assert mask[1, 3:].all() and mask[1, :, 4:].all()
+
+
+def test_encoder_ignores_padded_tokens():
+    torch.manual_seed(0)
+    layer = EncoderLayer(16, 4, 32, 0.0).eval()
+    src, pos = torch.randn(2, 10, 16), torch.randn(1, 10, 16)
+    padding = torch.zeros(2, 10, dtype=torch.bool)
+    padding[1, 6:] = True
+    changed = src.clone()
+    changed[1, 6:] = torch.randn(4, 16) * 5
+    with torch.no_grad():
+        a, b = layer(src, pos, padding), layer(changed, pos, padding)
+    assert torch.allclose(a[1, :6], b[1, :6], atol=1e-5) and torch.allclose(a[0], b[0])
+
+
+def test_mixed_image_sizes_mask_the_canvas_padding(monkeypatch):
+    model = tiny_model().eval()
+    seen = []
+    original = model.transformer.encode
+    monkeypatch.setattr(model.transformer, "encode", lambda s, p, m=None: seen.append(m) or original(s, p, m))
+    frames = torch.randn(2, 2, 3, 64, 96)
+    with torch.no_grad():
+        model(frames, image_sizes=torch.tensor([[64, 96], [64, 96]]))
+        model(frames, image_sizes=torch.tensor([[64, 96], [48, 64]]))
+    assert seen[0] is None  # nothing to mask
+    assert seen[1].shape == (4, 4 * 6) and not seen[1][:2].any() and seen[1][2:].sum() == 2 * (4 * 6 - 3 * 4)
+
+
+def test_multi_scale_features():
+    backbone = Backbone("resnet18", norm="batch_norm", out_layer=4, num_levels=3)
+    assert backbone.channels == [128, 256, 512] and backbone.strides == [8, 16, 32]
+    features = backbone(torch.randn(1, 3, 64, 96))
+    assert [tuple(f.shape[1:]) for f in features] == [(128, 8, 12), (256, 4, 6), (512, 2, 3)]
+    assert Backbone("resnet50", norm="batch_norm", out_layer=4, num_levels=2).channels == [1024, 2048]
+    model = tiny_model(num_levels=2)
+    frames = torch.randn(1, 2, 3, 64, 96)
+    memory, memory_pos, _ = model.encode_frames(frames)
+    assert memory.shape == (2, 8 * 12 + 4 * 6, 32) and memory_pos.shape == (1, 8 * 12 + 4 * 6, 32)
+    model(frames)["cls_logits"].sum().backward()
+    assert model.level_embed.grad is not None and model.level_embed.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(("option", "key"), [({"num_levels": 4}, "num_levels"), ({"out_layer": 2}, "out_layer"),
+                                             ({"norm": "group"}, "norm"), ({"name": "vgg"}, "name")])
+def test_bad_backbone_options_name_their_key(option, key):
+    with pytest.raises(ConfigError, match=f"model.backbone.{key}"):
+        Backbone(**{"name": "resnet18", "out_layer": 3, **option})
+
+
+def test_weights_from_a_local_file(tmp_path):
+    reference = torchvision.models.resnet18(weights=None)
+    torch.save(reference.state_dict(), tmp_path / "r18.pth")
+    backbone = Backbone("resnet18", weights=str(tmp_path / "r18.pth"), norm="frozen_bn", out_layer=3)
+    assert torch.equal(backbone.body[0].weight, reference.conv1.weight)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        Backbone("resnet18", weights=str(tmp_path / "missing.pth"))
+    with pytest.raises(CheckpointError, match="does not fit resnet50"):
+        Backbone("resnet50", weights=str(tmp_path / "r18.pth"))
+    with pytest.raises(ConfigError, match="IMAGENET1K_V1"):
+        Backbone("resnet18", weights="IMAGENET_V9")
+
+
+def test_denoising_queries_need_a_model_built_for_them():
+    from scene_model.models.scene_model import DenoisingQueries
+
+    model = tiny_model()
+    queries = DenoisingQueries(torch.rand(1, 2, 2, 4), torch.zeros(1, 2, dtype=torch.long),
+                               torch.zeros(8, 8, dtype=torch.bool), torch.zeros(1, 2, dtype=torch.bool))
+    with pytest.raises(ConfigError, match="head.denoise.enabled"):
+        model(torch.randn(1, 2, 3, 64, 96), denoising=queries)
