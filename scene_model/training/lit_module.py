@@ -55,8 +55,10 @@ class SceneModelLightningModule(L.LightningModule):
         return self
 
     # --- steps ------------------------------------------------------------------------------------
-    def forward(self, frames: Tensor, padding_mask: Tensor | None = None) -> dict[str, Any]:
-        return self.model(frames, padding_mask)
+    def forward(
+        self, frames: Tensor, padding_mask: Tensor | None = None, image_sizes: Tensor | None = None
+    ) -> dict[str, Any]:
+        return self.model(frames, padding_mask, image_sizes)
 
     def _shared_step(self, batch: SceneBatch, stage: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
         # Denoising queries (DINO) train only; validation and test losses stay those of the matching queries.

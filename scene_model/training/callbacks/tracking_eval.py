@@ -99,7 +99,7 @@ class TrackingEvaluator(L.Callback):
         def predict(batch: SceneBatch) -> dict:
             batch = batch.to(pl_module.device)
             with torch.no_grad(), precision.forward_context():
-                return pl_module(batch.frames, batch.padding_mask)
+                return pl_module(batch.frames, batch.padding_mask, batch.image_sizes)
 
         was_training = pl_module.training
         pl_module.eval()
