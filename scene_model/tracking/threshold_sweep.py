@@ -1,0 +1,124 @@
+"""Score a trained checkpoint's tracking over a grid of ``eval.tracker`` score thresholds.
+
+The model runs once over the split's windows; every (start, keep) pair is then linked, written and
+scored with TrackEval from those predictions. A model's scores (existence x class probability) depend
+on how long and with which losses it trained, so the thresholds that suit it are found on val:
+
+    python -m scene_model.tracking.threshold_sweep outputs/runs/.../checkpoints/last.ckpt \\
+        --start 0.5 0.3 0.2 0.1 --keep 0.3 0.1 0.05
+
+The best pair is printed as the overrides to pass to ``train.py`` (``eval.tracker.start_threshold``,
+``eval.tracker.keep_threshold``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf, open_dict
+
+from scene_model.data.types import SceneBatch
+from scene_model.tracking.mot_results import write_results
+from scene_model.tracking.sequence_tracker import Predict, SequenceTracker
+from scene_model.tracking.trackeval_metrics import HEADLINE, evaluate_mot
+from scene_model.training.checkpoints import load_checkpoint_file
+from scene_model.training.config_loader import ConfigLoader
+
+
+@dataclass
+class SweepRow:
+    start_threshold: float
+    keep_threshold: float
+    metrics: dict[str, float]
+
+
+def cached_predict(predict: Predict, windows: Sequence[SceneBatch]) -> Predict:
+    """Run ``predict`` once per window batch; the returned function answers from that cache."""
+    keep = ("bbox_center", "bbox_size", "cls_logits", "exist_conf")
+    cache = {id(batch): {k: v.detach().cpu() for k, v in predict(batch).items() if k in keep} for batch in windows}
+    return lambda batch: cache[id(batch)]
+
+
+def sweep_thresholds(
+    predict: Predict,
+    windows: Sequence[SceneBatch],
+    sequences: dict[str, int],
+    gt_dir: Path,
+    pairs: Sequence[tuple[float, float]],
+    tracker_options: dict | None = None,
+) -> list[SweepRow]:
+    """Track ``windows`` with every (start, keep) pair and score each against ``gt_dir``.
+
+    ``sequences``: {name: length} of the split; ``predict`` is called for every pair, so pass a
+    ``cached_predict`` for a model.
+    """
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for start, keep in pairs:
+            tracker = SequenceTracker(**{**(tracker_options or {}), "start_threshold": start, "keep_threshold": keep})
+            results = tracker.track(predict, windows, list(sequences))
+            results_dir = write_results(Path(scratch) / f"{start}_{keep}", results)
+            rows.append(SweepRow(start, keep, evaluate_mot(gt_dir, results_dir, sequences=sequences).combined))
+    return rows
+
+
+def threshold_pairs(starts: Sequence[float], keeps: Sequence[float]) -> list[tuple[float, float]]:
+    """Every (start, keep) with keep <= start, highest start first."""
+    return [(s, k) for s, k in itertools.product(sorted(starts, reverse=True), sorted(keeps, reverse=True)) if k <= s]
+
+
+def main(argv: list[str] | None = None) -> list[SweepRow]:
+    parser = argparse.ArgumentParser(prog="python -m scene_model.tracking.threshold_sweep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", type=Path, help="a checkpoint written by train.py (its config is inside)")
+    parser.add_argument("--split", default="val", help="a split with ground truth")
+    parser.add_argument("--root", default=None, help="data root (default: data.root of the checkpoint's config)")
+    parser.add_argument("--start", type=float, nargs="+", default=[0.5, 0.4, 0.3, 0.2, 0.1])
+    parser.add_argument("--keep", type=float, nargs="+", default=[0.3, 0.2, 0.1, 0.05])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+
+    checkpoint = load_checkpoint_file(args.checkpoint)
+    cfg = OmegaConf.create(checkpoint["hyper_parameters"]["config"])
+    if args.root is not None:
+        with open_dict(cfg):
+            cfg.data.root = args.root
+            cfg.data.synthetic = None
+    loader = ConfigLoader(cfg)
+    datamodule = loader.build_datamodule()
+    lit_module = loader.build_lit_module()
+    lit_module.load_state_dict(checkpoint["state_dict"])
+    lit_module.to(args.device).eval()
+    datamodule.prepare_data()  # generates the synthetic data set if the config names one and it is missing
+    records = datamodule.load_split(args.split)
+    options = {k: v for k, v in OmegaConf.to_container(cfg.eval.tracker).items() if not k.startswith("_")}
+    options.pop("start_threshold", None), options.pop("keep_threshold", None)
+    windows = list(SequenceTracker(**options).windows(records, datamodule.clip_len, datamodule.eval_transform))
+
+    def predict(batch: SceneBatch) -> dict:
+        batch = batch.to(args.device)
+        with torch.no_grad():
+            return lit_module(batch.frames, batch.padding_mask, batch.image_sizes)
+
+    sequences = {r.info.name: r.info.length for r in records}
+    rows = sweep_thresholds(
+        cached_predict(predict, windows), windows, sequences, Path(datamodule.root) / args.split,
+        threshold_pairs(args.start, args.keep), options,
+    )
+    print(f"{'start':>6}{'keep':>6}" + "".join(f"{c:>8}" for c in HEADLINE))
+    for row in rows:
+        cells = (f"{row.metrics[c]:8.0f}" if c == "IDSW" else f"{row.metrics[c]:8.1f}" for c in HEADLINE)
+        print(f"{row.start_threshold:6.2f}{row.keep_threshold:6.2f}" + "".join(cells))
+    best = max(rows, key=lambda r: r.metrics["HOTA"])
+    print(f"best HOTA {best.metrics['HOTA']:.1f}: eval.tracker.start_threshold={best.start_threshold} "
+          f"eval.tracker.keep_threshold={best.keep_threshold}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
