@@ -38,6 +38,8 @@ class ConfigLoader:
             scheduler=scheduler,
             backbone_lr_mult=float(cfg.model.backbone.get("lr_mult", 1.0)),
             config=self.resolved_config(),
+            channels_last=bool(cfg.model.get("channels_last", False)),
+            compile=bool(cfg.model.get("compile", False)),
         )
 
     def build_logger(self) -> list[Logger]:

@@ -62,7 +62,14 @@ class HeadAdapter:
         dn_state: DenoisingState | None = None,
     ) -> dict[str, Tensor]:
         """Returns {total, cls, bbox, giou, exist, num_matches, num_targets} (scalars), and with
-        ``dn_state`` (and ``outputs["dn"]``) also {dn_cls, dn_bbox, dn_giou, dn_exist}."""
+        ``dn_state`` (and ``outputs["dn"]``) also {dn_cls, dn_bbox, dn_giou, dn_exist}.
+
+        Matching and losses run in float32 with autocast off, whatever the training precision."""
+        device = outputs["bbox_center"].device
+        with torch.autocast(device.type, enabled=False):
+            return self._compute_loss(_float32(outputs), targets, padding_mask, dn_state)
+
+    def _compute_loss(self, outputs, targets, padding_mask, dn_state) -> dict[str, Tensor]:
         device = outputs["bbox_center"].device
         tracks = targets if isinstance(targets, TrackTargets) else TrackTargets.from_frames(targets, padding_mask.shape[1])
         tracks = _at_least_one_track(tracks.to(device, non_blocking=True))
@@ -143,6 +150,21 @@ class HeadAdapter:
             box_convert(pred, "cxcywh", "xyxy"), box_convert(gt, "cxcywh", "xyxy"), reduction="none"
         )
         return {"bbox": l1 / normaliser, "giou": torch.where(present, giou, 0.0).sum() / normaliser}
+
+
+def _float32(outputs: dict) -> dict:
+    """The model outputs (and their ``aux`` and ``dn`` entries) with every floating tensor in float32."""
+    converted: dict = {}
+    for key, value in outputs.items():
+        if isinstance(value, Tensor) and value.is_floating_point():
+            converted[key] = value.float()
+        elif isinstance(value, dict):
+            converted[key] = _float32(value)
+        elif isinstance(value, list | tuple):
+            converted[key] = [_float32(v) if isinstance(v, dict) else v for v in value]
+        else:
+            converted[key] = value
+    return converted
 
 
 def _at_least_one_track(tracks: TrackTargets) -> TrackTargets:
