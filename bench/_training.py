@@ -117,6 +117,12 @@ class StepTimer(L.Callback):
         self._start = now
 
 
-def cycle(batches: Sequence[SceneBatch], count: int) -> Iterator[SceneBatch]:
-    for i in range(count):
-        yield batches[i % len(batches)]
+class Cycle:
+    """``count`` batches taken in turn from ``batches``: a plain iterable (Lightning would take a list
+    for several data loaders)."""
+
+    def __init__(self, batches: Sequence[SceneBatch], count: int) -> None:
+        self.batches, self.count = batches, count
+
+    def __iter__(self) -> Iterator[SceneBatch]:
+        return (self.batches[i % len(self.batches)] for i in range(self.count))

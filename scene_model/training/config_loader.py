@@ -6,7 +6,7 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ProgressBar
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, OmegaConf
@@ -46,7 +46,11 @@ class ConfigLoader:
         return [instantiate(c) for c in (self.cfg.get("logger") or {}).values() if c and "_target_" in c]
 
     def build_callbacks(self) -> list[Callback]:
-        return [instantiate(c) for c in (self.cfg.get("callbacks") or {}).values() if c and "_target_" in c]
+        """The ``callbacks`` group; a configured progress bar is left out when ``trainer.enable_progress_bar`` is false."""
+        callbacks = [instantiate(c) for c in (self.cfg.get("callbacks") or {}).values() if c and "_target_" in c]
+        if not self.cfg.trainer.get("enable_progress_bar", True):
+            callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+        return callbacks
 
     def build_trainer(
         self, callbacks: list[Callback] | None = None, loggers: list[Logger] | None = None, plugins: list | None = None

@@ -73,7 +73,9 @@ class SceneModelLightningModule(L.LightningModule):
         outputs = self.model(self.input_frames(batch.frames), batch.padding_mask, batch.image_sizes, dn_state.queries if dn_state else None)
         losses = self.head_adapter.compute_loss(outputs, batch.tracks, batch.padding_mask, dn_state)
         common = dict(on_step=stage == "train", on_epoch=True, batch_size=len(batch), sync_dist=True)
-        self.log(f"{stage}/total", losses["total"].detach(), prog_bar=True, **common)
+        # Lightning reads progress-bar values from the device at every batch end: a host sync per training
+        # step. The training loss goes to the loggers only (read every trainer.log_every_n_steps).
+        self.log(f"{stage}/total", losses["total"].detach(), prog_bar=stage != "train", **common)
         names = [name for name in LOSS_TERMS + DN_TERMS if name in losses]
         self.log_dict({f"{stage}/{name}": losses[name].detach() for name in names}, **common)
         return losses, outputs
