@@ -73,3 +73,10 @@ def test_compile_gives_the_same_loss(tiny_cfg):
     assert fast.model._compiled_call_impl is not None
     assert loss_of(fast, batch)["total"].item() == pytest.approx(loss_of(plain, batch)["total"].item(), rel=1e-4)
     assert set(fast.state_dict()) == set(plain.state_dict())  # checkpoints load with the switch on or off
+
+
+def test_mixed_precision_with_clipping_gets_an_unfused_optimizer(tiny_cfg):
+    assert ConfigLoader(tiny_cfg()).build_optimizer_factory().keywords["fused"] is True
+    assert ConfigLoader(tiny_cfg("trainer.precision=bf16-mixed")).build_optimizer_factory().keywords["fused"] is False
+    unclipped = tiny_cfg("trainer.precision=bf16-mixed", "trainer.gradient_clip_val=0")
+    assert ConfigLoader(unclipped).build_optimizer_factory().keywords["fused"] is True
