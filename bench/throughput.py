@@ -74,7 +74,12 @@ def measure(overrides: Sequence[str], steps: int) -> dict[str, float]:
 
 def gpu_overrides() -> list[str]:
     root = os.environ.get("DANCETRACK_ROOT")
-    data = [f"data.root={root}"] if root else ["data=synthetic", "data.synthetic.sizes=[[1920,1080]]", "data.train_sizes=[800]", "data.max_size=1536"]
+    # Without DanceTrack: synthetic 1080p sequences loaded as conf/data/dancetrack.yaml loads its data.
+    data = [f"data.root={root}"] if root else [
+        "data=synthetic", "data.root=data/bench_synthetic_1080p", "data.synthetic.sizes=[[1920,1080]]",
+        "data.train_sizes=[800]", "data.max_size=1536", "data.clip_len=5", "data.batch_size=1",
+        "data.num_workers=8", "data.pin_memory=true",
+    ]
     return ["experiment=dancetrack_r50", *data, "trainer.precision=bf16-mixed", "model.channels_last=true", "model.backbone.weights=null"]
 
 
