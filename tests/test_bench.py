@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from bench import Row, loader
 from bench.__main__ import discover, format_rows, main
 from bench._measure import interleaved_seconds, isolated_peak_memory_mib
+from bench._syncs import SyncCounter
 from tests.memory_helpers import allocate
 
 
@@ -48,3 +50,32 @@ def test_rows_are_aligned():
     text = format_rows([Row("x", "a", 1.5, "s"), Row("x", "longer name", 1234.0, "frames/s", "note")])
     header, first, second = text.splitlines()
     assert header.index("value") + len("value") == first.index("1.5") + len("1.5") and second.endswith("note")
+
+
+def test_sync_counter_counts_device_reads_and_not_host_ones():
+    device_tensor, host_tensor = torch.ones(3), torch.ones(2)
+    with SyncCounter() as counter:
+        counter.mark_host([host_tensor])
+        bool(host_tensor.sum() > 0)  # computed from host tensors only: no device involved
+        host_tensor.tolist()
+        total = device_tensor.sum()  # a device result
+        total.item()
+        device_tensor[device_tensor > 0]  # a boolean mask: its size must come to the host
+        torch.cat([total[None], device_tensor]).cpu().numpy()  # one copy (numpy of a host copy is free)
+        on_device = torch.zeros(2, device=device_tensor.device)
+        on_device.tolist()
+    assert counter.count == 4
+    assert sum(counter.sites.values()) == 4 and all("test_bench.py" in site for site in counter.sites)
+
+
+def test_a_training_step_syncs_once_outside_logging_steps(tiny_root, tmp_path):
+    from bench.loss_path import step_syncs
+    from tests.conftest import tiny_overrides
+
+    overrides = [o for o in tiny_overrides(tiny_root) if not o.startswith(("trainer.log_every_n_steps", "trainer.limit_train"))]
+    recorder, every = step_syncs([*overrides, "trainer.log_every_n_steps=4", "trainer.enable_progress_bar=true"], steps=6)
+    sites = [site for step in recorder.sites for site in step]
+    assert every == 4 and len(recorder.per_step) == 5
+    assert sorted(recorder.per_step)[:3] == [1, 1, 1], (recorder.per_step, recorder.sites)  # the matcher's one copy
+    assert all("matcher.py" in site for step, n in zip(recorder.sites, recorder.per_step, strict=True) if n == 1 for site in step)
+    assert any("matcher.py" in site for site in sites)

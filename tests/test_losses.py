@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torchvision.ops import generalized_box_iou_loss
 
 from scene_model.data.types import TrackTargets
 from scene_model.models.head import inverse_sigmoid
 from scene_model.training.denoiser import DinoDenoiser
-from scene_model.training.head_adapter import HeadAdapter
+from scene_model.training.head_adapter import HeadAdapter, giou_loss
 from scene_model.training.matcher import HungarianMatcher
 
 KEYS = {"total", "cls", "bbox", "giou", "exist", "num_matches", "num_targets"}
@@ -123,3 +124,17 @@ def test_gradients_reach_every_model_parameter():
 def test_inverse_sigmoid_round_trip():
     x = torch.rand(100) * 0.98 + 0.01
     assert torch.allclose(inverse_sigmoid(x).sigmoid(), x, atol=1e-5)
+
+
+def test_giou_loss_matches_torchvision_in_value_and_gradient():
+    torch.manual_seed(0)
+    corners = torch.rand(64, 2, 2)
+    boxes = torch.cat([corners.min(1).values, corners.max(1).values], -1)  # some pairs overlap, some do not
+    a, b = boxes[:32].clone().requires_grad_(), boxes[32:].clone().requires_grad_()
+    ours = giou_loss(a, b)
+    reference = generalized_box_iou_loss(a, b, reduction="none")
+    assert torch.allclose(ours, reference, atol=1e-6)
+    assert (ours < 1).any() and (ours > 1).any()  # both overlapping and disjoint pairs were tested
+    grads = torch.autograd.grad(ours.sum(), (a, b))
+    expected = torch.autograd.grad(reference.sum(), (a, b))
+    assert all(torch.allclose(g, e, atol=1e-5) for g, e in zip(grads, expected, strict=True))

@@ -24,6 +24,8 @@ from tests.test_configs import EXTRA, GROUP_OPTIONS
         (["train=no"], r"^train: expected bool, got 'no'"),  # a string that would otherwise count as true
         (["seed=abc"], r"^seed: expected int \| None"),
         (["model.backbone.freeze=maybe"], r"^model\.backbone\.freeze: expected bool, got 'maybe' \(str\)$"),
+        (["model.channels_last=fast"], r"^model\.channels_last: expected bool, got 'fast' \(str\)$"),
+        (["model.compile=sometimes"], r"^model\.compile: expected bool, got 'sometimes' \(str\)$"),
         (["training.max_bad_steps=0"], r"^training\.max_bad_steps: must be >= 1"),
         (["training.checkpoint_every_n_steps=often"], r"^training\.checkpoint_every_n_steps: expected int"),
         (["+trainer.max_epoch=3"], r"^trainer\.max_epoch: lightning\.pytorch\.Trainer takes no argument 'max_epoch'$"),

@@ -21,8 +21,9 @@ class TinyModule(L.LightningModule):
     """Linear -> BatchNorm -> Linear; batches listed in ``nan_input`` get NaN inputs (which poison the
     batch-norm statistics), those in ``nan_grad`` a finite loss whose gradient is infinite."""
 
-    def __init__(self, nan_input=(), nan_grad=()):
+    def __init__(self, nan_input=(), nan_grad=(), fused=False):
         super().__init__()
+        self.fused = fused
         self.net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 1))
         self.nan_input, self.nan_grad = set(nan_input), set(nan_grad)
 
@@ -37,7 +38,7 @@ class TinyModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=0.1)
+        return torch.optim.AdamW(self.parameters(), lr=0.1, fused=self.fused)
 
 
 class Snapshots(L.Callback):
@@ -79,11 +80,12 @@ def same(a, b) -> bool:
     return a == b
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["host-decision", "fused-on-device"])
 @pytest.mark.parametrize("fault", ["nan_input", "nan_grad"])
-def test_a_bad_step_changes_nothing_and_is_counted(fault, tmp_path):
+def test_a_bad_step_changes_nothing_and_is_counted(fault, fused, tmp_path):
     torch.manual_seed(0)
     guard = SkipNonFiniteSteps(max_bad_steps=3)
-    trainer, snaps = fit(TinyModule(**{fault: [2]}), guard, steps=5, tmp_path=tmp_path)
+    trainer, snaps = fit(TinyModule(**{fault: [2]}, fused=fused), guard, steps=5, tmp_path=tmp_path)
     assert same(snaps.before[2], snaps.after[2]), "the skipped step changed the module or the optimiser"
     for good in (1, 3):
         assert not same(snaps.before[good]["module"], snaps.after[good]["module"]), good
@@ -97,11 +99,27 @@ def test_a_bad_step_changes_nothing_and_is_counted(fault, tmp_path):
     assert [float(r.split(",")[column]) for r in rows[1:] if r.split(",")[column]] == [0, 0, 1, 1, 1]
 
 
-def test_too_many_bad_steps_in_a_row_stop_the_run(tmp_path):
+@pytest.mark.parametrize("fused", [False, True], ids=["host-decision", "fused-on-device"])
+def test_too_many_bad_steps_in_a_row_stop_the_run(fused, tmp_path):
     guard = SkipNonFiniteSteps(max_bad_steps=2)
     with pytest.raises(DivergenceError, match=r"2 optimisation steps in a row .*training\.max_bad_steps=2"):
-        fit(TinyModule(nan_input=[1, 3, 4]), guard, steps=8, tmp_path=tmp_path)
+        fit(TinyModule(nan_input=[1, 3, 4], fused=fused), guard, steps=8, tmp_path=tmp_path)
     assert guard.total == 3  # step 1 alone was skipped and forgiven; steps 3 and 4 stopped the run
+
+
+def test_decided_on_the_device_the_bad_steps_are_read_later_and_still_stop_the_run(tmp_path):
+    guard = SkipNonFiniteSteps(max_bad_steps=2, check_every_n_steps=4)
+    module = TinyModule(nan_input=[1, 2], fused=True)
+    with pytest.raises(DivergenceError, match=r"training stopped at step 3: 2 optimisation steps in a row"):
+        fit(module, guard, steps=8, tmp_path=tmp_path)
+    assert guard.total == 2 and guard.consecutive == 2
+    assert all(torch.isfinite(v).all() for v in module.state_dict().values() if v.is_floating_point())
+
+
+def test_bad_steps_still_unread_at_the_end_of_the_epoch_are_counted(tmp_path):
+    guard = SkipNonFiniteSteps(max_bad_steps=5, check_every_n_steps=100)
+    fit(TinyModule(nan_grad=[3], fused=True), guard, steps=5, tmp_path=tmp_path)
+    assert guard.total == 1 and guard.consecutive == 0
 
 
 def test_counters_survive_a_checkpoint():

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ProgressBar
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from torch.optim import Optimizer
 
 from scene_model.training.checkpoints import AtomicCheckpointIO
 from scene_model.training.lit_module import SceneModelLightningModule
+
+log = logging.getLogger(__name__)
 
 
 class ConfigLoader:
@@ -34,17 +40,34 @@ class ConfigLoader:
         return SceneModelLightningModule(
             model=self.build_model(),
             head_adapter=instantiate(cfg.head),
-            optimizer=instantiate(cfg.optimizer),
+            optimizer=self.build_optimizer_factory(),
             scheduler=scheduler,
             backbone_lr_mult=float(cfg.model.backbone.get("lr_mult", 1.0)),
             config=self.resolved_config(),
+            channels_last=bool(cfg.model.get("channels_last", False)),
+            compile=bool(cfg.model.get("compile", False)),
         )
+
+    def build_optimizer_factory(self) -> Callable[..., Optimizer]:
+        """The ``optimizer`` partial; ``fused`` is turned off under mixed precision with gradient clipping,
+        which Lightning's mixed-precision plugin refuses for fused optimisers."""
+        factory = instantiate(self.cfg.optimizer)
+        trainer = self.cfg.trainer
+        mixed = str(trainer.get("precision")).endswith("-mixed")
+        if isinstance(factory, partial) and factory.keywords.get("fused") and mixed and trainer.get("gradient_clip_val"):
+            log.info(f"optimizer.fused=false: trainer.precision={trainer.precision} cannot clip a fused optimizer's gradients")
+            factory = partial(factory.func, *factory.args, **{**factory.keywords, "fused": False})
+        return factory
 
     def build_logger(self) -> list[Logger]:
         return [instantiate(c) for c in (self.cfg.get("logger") or {}).values() if c and "_target_" in c]
 
     def build_callbacks(self) -> list[Callback]:
-        return [instantiate(c) for c in (self.cfg.get("callbacks") or {}).values() if c and "_target_" in c]
+        """The ``callbacks`` group; a configured progress bar is left out when ``trainer.enable_progress_bar`` is false."""
+        callbacks = [instantiate(c) for c in (self.cfg.get("callbacks") or {}).values() if c and "_target_" in c]
+        if not self.cfg.trainer.get("enable_progress_bar", True):
+            callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+        return callbacks
 
     def build_trainer(
         self, callbacks: list[Callback] | None = None, loggers: list[Logger] | None = None, plugins: list | None = None

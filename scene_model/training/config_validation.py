@@ -38,6 +38,8 @@ KEY_TYPES: dict[str, Any] = {
     "model.backbone.freeze": bool,
     "model.backbone.unfreeze_after": int,
     "model.backbone.lr_mult": float,
+    "model.channels_last": bool,
+    "model.compile": bool,
 }
 # Keys whose value must also lie in a range: (lowest allowed, what it means).
 KEY_MINIMA: dict[str, tuple[int, str]] = {

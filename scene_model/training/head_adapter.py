@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision.ops import box_convert, generalized_box_iou_loss, sigmoid_focal_loss
+from torchvision.ops import box_convert, sigmoid_focal_loss
 
 from scene_model.data.types import TargetFrame, TrackTargets
 from scene_model.errors import ConfigError
@@ -62,7 +62,14 @@ class HeadAdapter:
         dn_state: DenoisingState | None = None,
     ) -> dict[str, Tensor]:
         """Returns {total, cls, bbox, giou, exist, num_matches, num_targets} (scalars), and with
-        ``dn_state`` (and ``outputs["dn"]``) also {dn_cls, dn_bbox, dn_giou, dn_exist}."""
+        ``dn_state`` (and ``outputs["dn"]``) also {dn_cls, dn_bbox, dn_giou, dn_exist}.
+
+        Matching and losses run in float32 with autocast off, whatever the training precision."""
+        device = outputs["bbox_center"].device
+        with torch.autocast(device.type, enabled=False):
+            return self._compute_loss(_float32(outputs), targets, padding_mask, dn_state)
+
+    def _compute_loss(self, outputs, targets, padding_mask, dn_state) -> dict[str, Tensor]:
         device = outputs["bbox_center"].device
         tracks = targets if isinstance(targets, TrackTargets) else TrackTargets.from_frames(targets, padding_mask.shape[1])
         tracks = _at_least_one_track(tracks.to(device, non_blocking=True))
@@ -139,10 +146,36 @@ class HeadAdapter:
         gt = torch.where(present[..., None], gt, pred.detach())  # absent entries: a harmless stand-in
         # torch.where masks instead of boolean indexing, which would cost a host sync.
         l1 = torch.where(present, F.l1_loss(pred, gt, reduction="none").sum(-1), 0.0).sum()
-        giou = generalized_box_iou_loss(
-            box_convert(pred, "cxcywh", "xyxy"), box_convert(gt, "cxcywh", "xyxy"), reduction="none"
-        )
+        giou = giou_loss(box_convert(pred, "cxcywh", "xyxy"), box_convert(gt, "cxcywh", "xyxy"))
         return {"bbox": l1 / normaliser, "giou": torch.where(present, giou, 0.0).sum() / normaliser}
+
+
+def giou_loss(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
+    """1 - GIoU of paired (x1, y1, x2, y2) boxes [..., 4] -> [...], torchvision's
+    ``generalized_box_iou_loss(reduction="none")`` without its boolean-mask indexing (a host sync each):
+    the intersection's sides are clamped at zero instead (same values, same gradients)."""
+    x1, y1, x2, y2 = boxes1.unbind(-1)
+    x1g, y1g, x2g, y2g = boxes2.unbind(-1)
+    inter = (torch.min(x2, x2g) - torch.max(x1, x1g)).clamp(min=0) * (torch.min(y2, y2g) - torch.max(y1, y1g)).clamp(min=0)
+    union = (x2 - x1) * (y2 - y1) + (x2g - x1g) * (y2g - y1g) - inter
+    iou = inter / (union + eps)
+    enclosing = (torch.max(x2, x2g) - torch.min(x1, x1g)) * (torch.max(y2, y2g) - torch.min(y1, y1g))
+    return 1 - (iou - (enclosing - union) / (enclosing + eps))
+
+
+def _float32(outputs: dict) -> dict:
+    """The model outputs (and their ``aux`` and ``dn`` entries) with every floating tensor in float32."""
+    converted: dict = {}
+    for key, value in outputs.items():
+        if isinstance(value, Tensor) and value.is_floating_point():
+            converted[key] = value.float()
+        elif isinstance(value, dict):
+            converted[key] = _float32(value)
+        elif isinstance(value, list | tuple):
+            converted[key] = [_float32(v) if isinstance(v, dict) else v for v in value]
+        else:
+            converted[key] = value
+    return converted
 
 
 def _at_least_one_track(tracks: TrackTargets) -> TrackTargets:

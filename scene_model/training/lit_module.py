@@ -11,6 +11,7 @@ from torch.optim import Optimizer
 
 from scene_model.data.types import SceneBatch
 from scene_model.training.checkpoints import check_fits
+from scene_model.training.fast_paths import apply_fast_paths, channels_last_frames
 from scene_model.training.head_adapter import DN_TERMS, LOSS_TERMS, HeadAdapter
 
 
@@ -18,7 +19,8 @@ class SceneModelLightningModule(L.LightningModule):
     """Built from ready objects (model, head adapter) and partials (optimizer, scheduler).
 
     ``config`` (a plain dict of the resolved run config) is saved as the only hyperparameter, so
-    checkpoints stay loadable with ``weights_only=True``.
+    checkpoints stay loadable with ``weights_only=True``. ``channels_last`` and ``compile`` are the
+    speed switches ``model.channels_last`` and ``model.compile`` (see training.fast_paths).
     """
 
     def __init__(
@@ -29,9 +31,12 @@ class SceneModelLightningModule(L.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         backbone_lr_mult: float = 1.0,
         config: dict | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
-        self.model = model
+        self.model = apply_fast_paths(model, channels_last=channels_last, compile=compile)
+        self.channels_last = channels_last
         self.head_adapter = head_adapter
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -58,15 +63,21 @@ class SceneModelLightningModule(L.LightningModule):
     def forward(
         self, frames: Tensor, padding_mask: Tensor | None = None, image_sizes: Tensor | None = None
     ) -> dict[str, Any]:
-        return self.model(frames, padding_mask, image_sizes)
+        return self.model(self.input_frames(frames), padding_mask, image_sizes)
+
+    def input_frames(self, frames: Tensor) -> Tensor:
+        """The frames as the model takes them (channels_last when that switch is on)."""
+        return channels_last_frames(frames) if self.channels_last else frames
 
     def _shared_step(self, batch: SceneBatch, stage: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
         # Denoising queries (DINO) train only; validation and test losses stay those of the matching queries.
         dn_state = self.head_adapter.make_denoising(batch.tracks, self.model.num_queries) if stage == "train" else None
-        outputs = self.model(batch.frames, batch.padding_mask, batch.image_sizes, dn_state.queries if dn_state else None)
+        outputs = self.model(self.input_frames(batch.frames), batch.padding_mask, batch.image_sizes, dn_state.queries if dn_state else None)
         losses = self.head_adapter.compute_loss(outputs, batch.tracks, batch.padding_mask, dn_state)
         common = dict(on_step=stage == "train", on_epoch=True, batch_size=len(batch), sync_dist=True)
-        self.log(f"{stage}/total", losses["total"].detach(), prog_bar=True, **common)
+        # Lightning reads progress-bar values from the device at every batch end: a host sync per training
+        # step. The training loss goes to the loggers only (read every trainer.log_every_n_steps).
+        self.log(f"{stage}/total", losses["total"].detach(), prog_bar=stage != "train", **common)
         names = [name for name in LOSS_TERMS + DN_TERMS if name in losses]
         self.log_dict({f"{stage}/{name}": losses[name].detach() for name in names}, **common)
         return losses, outputs

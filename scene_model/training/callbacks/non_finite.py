@@ -40,14 +40,24 @@ class SkipNonFiniteSteps(L.Callback):
     ``max_bad_steps`` skipped steps in a row the run stops with a :class:`DivergenceError`.
 
     With a float16 GradScaler, overflowing gradients are the scaler's business (it skips and lowers
-    its scale); only a non-finite loss counts then. Costs one host sync per optimiser step, plus
-    one all-reduce of a flag under DDP so that every rank skips the same steps.
+    its scale); only a non-finite loss counts then.
+
+    With a fused optimiser (``fused=True``: AdamW, Adam, SGD) the decision never leaves the device:
+    the optimiser gets it as its ``found_inf`` flag (its step then leaves parameters, moments and step
+    count alone, as under a GradScaler) and the buffers are put back with ``torch.where``. The flags
+    are read every ``check_every_n_steps`` optimiser steps (default: ``trainer.log_every_n_steps``,
+    when Lightning reads the logged values anyway) and at the end of each epoch; the warnings, the
+    counters and the stop happen then, so a run of bad steps stops at most that many steps late
+    (every one of them skipped). Other optimisers cost one host sync per optimiser step. Under DDP
+    the flag is all-reduced so that every rank skips the same steps.
     """
 
-    def __init__(self, max_bad_steps: int = 10) -> None:
+    def __init__(self, max_bad_steps: int = 10, check_every_n_steps: int | None = None) -> None:
         if max_bad_steps < 1:
             raise ValueError(f"max_bad_steps must be >= 1, got {max_bad_steps}")
         self.max_bad_steps = max_bad_steps
+        self.check_every_n_steps = check_every_n_steps
+        self._unread: list[tuple[Tensor, list]] = []  # (bad flag on the device, the step's batches), fused only
         self.consecutive = 0
         self.total = 0
         self._loss_finite: Tensor | None = None
@@ -71,15 +81,49 @@ class SkipNonFiniteSteps(L.Callback):
         checks = [] if self._loss_finite is None else [self._loss_finite]
         if grads and not _scaler_in_use(trainer):
             checks.append(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
+        batches, self._pending, self._loss_finite = self._pending, [], None
+        if checks and _skips_on_device(optimizer) and not _scaler_in_use(trainer):
+            self._decide_on_device(trainer, pl_module, optimizer, torch.stack(checks).all(), batches)
+            return
         good = bool(torch.stack(checks).all()) if checks else True  # the one host sync
         good = trainer.strategy.reduce_boolean_decision(good, all=True)
-        batches, self._pending, self._loss_finite = self._pending, [], None
+        self._count(trainer, pl_module, optimizer, good, batches)
+        pl_module.log("train/skipped_steps", float(self.total), on_step=True, on_epoch=False, batch_size=1)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._read(trainer, pl_module, None)
+
+    def _count(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer | None, good: bool, batches: list) -> None:
         if good:
             self.consecutive = 0
-            self._keep_buffers(pl_module)
+            if optimizer is not None:
+                self._keep_buffers(pl_module)
         else:
             self._skip(trainer, pl_module, optimizer, batches)
+
+    @torch.no_grad()
+    def _decide_on_device(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer, good: Tensor, batches: list) -> None:
+        bad = trainer.strategy.reduce((~good).float(), reduce_op="max")  # every rank skips the same steps
+        optimizer.found_inf = bad  # the fused step does nothing where this is 1
+        buffers = list(pl_module.buffers())
+        if [b.shape for b in buffers] == [b.shape for b in self._buffers]:
+            for buffer, kept in zip(buffers, self._buffers, strict=True):
+                buffer.copy_(torch.where(bad > 0, kept, buffer))
+        self._keep_buffers(pl_module)
+        self._unread.append((bad, batches))
+        every = self.check_every_n_steps or trainer.log_every_n_steps or 1
+        if (trainer.global_step + 1) % every == 0:
+            self._read(trainer, pl_module, optimizer)
         pl_module.log("train/skipped_steps", float(self.total), on_step=True, on_epoch=False, batch_size=1)
+
+    def _read(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer | None) -> None:
+        """Count (and warn about, and stop on) the steps decided on the device since the last read."""
+        if not self._unread:
+            return
+        unread, self._unread = self._unread, []
+        flags = torch.stack([bad for bad, _ in unread]).cpu().tolist()  # one host copy for them all
+        for bad, (_, batches) in zip(flags, unread, strict=True):
+            self._count(trainer, pl_module, None, not bad, batches)
 
     @torch.no_grad()
     def _keep_buffers(self, pl_module: L.LightningModule) -> None:
@@ -97,9 +141,11 @@ class SkipNonFiniteSteps(L.Callback):
             for buffer, kept in zip(buffers, self._buffers, strict=True):
                 buffer.copy_(kept)
 
-    def _skip(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer, batches: list) -> None:
-        optimizer.zero_grad(set_to_none=True)  # the optimiser steps over parameters without gradients
-        self._restore_buffers(pl_module)
+    def _skip(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer | None, batches: list) -> None:
+        """Drop the step's gradients and put the buffers back (``optimizer`` None: the device did that), count, warn."""
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)  # the optimiser steps over parameters without gradients
+            self._restore_buffers(pl_module)
         self.consecutive += 1
         self.total += 1
         where = "; ".join(describe_batch(*b) for b in batches)
@@ -122,6 +168,11 @@ class SkipNonFiniteSteps(L.Callback):
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         self.consecutive = int(state_dict.get("consecutive", 0))
         self.total = int(state_dict.get("total", 0))
+
+
+def _skips_on_device(optimizer: Optimizer) -> bool:
+    """The optimiser's step honours a ``found_inf`` flag (torch's fused Adam, AdamW, SGD)."""
+    return bool(optimizer.defaults.get("fused")) and getattr(optimizer, "_step_supports_amp_scaling", False)
 
 
 def _scaler_in_use(trainer: L.Trainer) -> bool:

@@ -1,0 +1,103 @@
+"""Throughput: clips per second of the default run config (``python train.py``), loading included.
+
+On a CPU: the default config (synthetic data, resnet18, clip_len 4, batch 2). With a GPU (torch.cuda
+is available): ``experiment=dancetrack_r50`` with ``trainer.precision=bf16-mixed`` and
+``model.channels_last=true`` as well, its clips per second, peak GPU memory and whether the loader
+keeps up (the share of a step spent waiting for the next batch); the data come from
+``$DANCETRACK_ROOT`` when set, else from synthetic 1920x1080 sequences.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from bench import Row
+from bench._training import StepTimer, lightning_trainer, run_config
+from scene_model.training.config_loader import ConfigLoader
+
+WARMUP = 2
+
+
+class WaitTimer(L.Callback):
+    """Seconds the training loop waits for each batch: the train data loader's ``__next__``, timed."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        fetcher = trainer.fit_loop._data_fetcher
+        iterator, timer = fetcher.iterator, self
+
+        class Timed:
+            def __iter__(self) -> Iterator:
+                return self
+
+            def __next__(self) -> object:
+                start = time.perf_counter()
+                try:
+                    return next(iterator)
+                finally:
+                    timer.seconds.append(time.perf_counter() - start)
+
+        fetcher.iterator = Timed()
+
+
+def measure(overrides: Sequence[str], steps: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="bench_throughput_") as tmp:
+        cfg = run_config(overrides, Path(tmp))
+        L.seed_everything(cfg.seed)
+        loader = ConfigLoader(cfg)
+        steps_timer, wait = StepTimer(), WaitTimer()
+        trainer = lightning_trainer(cfg, max_steps=steps, extra_callbacks=[steps_timer, wait])
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        with contextlib.redirect_stdout(io.StringIO()):
+            trainer.fit(loader.build_lit_module(), datamodule=loader.build_datamodule())
+        seconds = sum(steps_timer.seconds[WARMUP:])
+        measured = len(steps_timer.seconds[WARMUP:])
+        return {
+            "clips/s": measured * int(cfg.data.batch_size) / seconds,
+            "wait share": sum(wait.seconds[WARMUP + 1: WARMUP + 1 + measured]) / seconds,
+            "peak GiB": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan"),
+            "steps": measured,
+        }
+
+
+def gpu_overrides() -> list[str]:
+    root = os.environ.get("DANCETRACK_ROOT")
+    # Without DanceTrack: synthetic 1080p sequences loaded as conf/data/dancetrack.yaml loads its data.
+    data = [f"data.root={root}"] if root else [
+        "data=synthetic", "data.root=data/bench_synthetic_1080p", "data.synthetic.sizes=[[1920,1080]]",
+        "data.train_sizes=[800]", "data.max_size=1536", "data.clip_len=5", "data.batch_size=1",
+        "data.num_workers=8", "data.pin_memory=true",
+    ]
+    return ["experiment=dancetrack_r50", *data, "trainer.precision=bf16-mixed", "model.channels_last=true", "model.backbone.weights=null"]
+
+
+def run(quick: bool) -> list[Row]:
+    steps = 6 if quick else 14
+    cpu = measure(["trainer.accelerator=cpu"], steps)
+    note = f"default config (synthetic, resnet18, clip_len 4, batch 2, 2 loader workers), {cpu['steps']} steps"
+    rows = [
+        Row("throughput", "CPU: training clips/s", cpu["clips/s"], "clips/s", note),
+        Row("throughput", "CPU: share of step waiting for data", cpu["wait share"], "share", "loader keeps up when near 0"),
+    ]
+    if not torch.cuda.is_available():
+        return rows + [Row("throughput", "GPU rows (dancetrack_r50, bf16-mixed, channels_last)", float("nan"), "",
+                           "not measured: no GPU available (run `make bench ARGS=throughput` on a GPU machine)")]
+    gpu = measure(gpu_overrides(), steps * 3)
+    name = torch.cuda.get_device_name()
+    return rows + [
+        Row("throughput", "GPU: training clips/s", gpu["clips/s"], "clips/s", f"dancetrack_r50, bf16-mixed, channels_last, {name}"),
+        Row("throughput", "GPU: peak memory", gpu["peak GiB"], "GiB", "torch.cuda.max_memory_allocated"),
+        Row("throughput", "GPU: share of step waiting for data", gpu["wait share"], "share", "loader keeps up when near 0"),
+    ]
