@@ -110,7 +110,7 @@ def test_ddp_job_runs_one_task_per_device_into_one_run_directory(requeued_ddp_jo
     assert "distributed_backend=gloo" in job.task_logs[0]
     assert job_dirs(job.sweep) == ["0"]
     assert sorted(p.name for p in job.run.iterdir() if not p.name.startswith(".")) == [
-        "checkpoints", "config_resolved.yaml", "tensorboard", "train.log", "viz"]
+        "checkpoints", "config_resolved.yaml", "tensorboard", "tracking", "train.log", "viz"]
     assert (job.run / "checkpoints" / "last.ckpt").is_file()
     assert len(list((job.run / "checkpoints").glob("epoch_*.ckpt"))) == 1
     assert len(list((job.run / "viz").glob("epoch_*.png"))) == DDP_EPOCHS
