@@ -22,9 +22,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.distributed as dist
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
-from torchvision.io import write_png
 
 from scene_model.data.dataset import SequenceRecord
 from scene_model.data.decode import FrameGeometry, decode_frame
@@ -33,7 +31,7 @@ from scene_model.errors import ConfigError, DataFormatError
 from scene_model.tracking.mot_results import write_results, zip_results
 from scene_model.tracking.sequence_tracker import SequenceTracker
 from scene_model.tracking.trackeval_metrics import HEADLINE, evaluate_mot
-from scene_model.training.callbacks.visualization import render_tracks
+from scene_model.training.callbacks.visualization import publish_grid, render_tracks
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +154,4 @@ class TrackingEvaluator(L.Callback):
             gt_xywh = torch.from_numpy(record.boxes_of(int(frame))[0]).float()
             gt.append(torch.cat([gt_xywh[:, :2], gt_xywh[:, :2] + gt_xywh[:, 2:]], dim=1))
         grid = render_tracks(images, boxes, ids, gt_boxes=gt)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("val/tracks", grid, global_step=trainer.global_step)
-        if self.viz_dir is not None:
-            self.viz_dir.mkdir(parents=True, exist_ok=True)
-            write_png(grid, str(self.viz_dir / f"epoch_{trainer.current_epoch:03d}.png"))
+        publish_grid(trainer, "val/tracks", grid, self.viz_dir)

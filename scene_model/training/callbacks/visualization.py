@@ -101,6 +101,17 @@ def render_tracks(
     return make_grid(torch.stack(drawn), nrow=min(nrow, len(drawn)), padding=2)
 
 
+def publish_grid(trainer: L.Trainer, tag: str, grid: Tensor, directory: Path | None) -> None:
+    """Log ``grid`` (uint8 [3,H,W]) to every TensorBoard logger under ``tag`` and, with ``directory``,
+    write it there as ``epoch_NNN.png``."""
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_image(tag, grid, global_step=trainer.global_step)
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+        write_png(grid, str(directory / f"epoch_{trainer.current_epoch:03d}.png"))
+
+
 class ValidationVisualizer(L.Callback):
     """On each validation, draws up to ``max_frames`` frames of the first clip of the first batch
     with the predictions scoring at least ``score_threshold``; logs the grid to TensorBoard and
@@ -128,9 +139,4 @@ class ValidationVisualizer(L.Callback):
             self.score_threshold,
             gt_boxes=[torch.cat([f.center, f.size], dim=-1) for f in batch.targets[0][:count]],
         )
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("val/predictions", grid, global_step=trainer.global_step)
-        if self.output_dir is not None:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            write_png(grid, str(self.output_dir / f"epoch_{trainer.current_epoch:03d}.png"))
+        publish_grid(trainer, "val/predictions", grid, self.output_dir)
