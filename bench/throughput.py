@@ -23,6 +23,7 @@ import torch
 from bench import Row
 from bench._training import StepTimer, lightning_trainer, run_config
 from scene_model.training.config_loader import ConfigLoader
+from scene_model.training.threads import available_cpus, configure_threads
 
 WARMUP = 2
 
@@ -51,10 +52,12 @@ class WaitTimer(L.Callback):
         fetcher.iterator = Timed()
 
 
-def measure(overrides: Sequence[str], steps: int) -> dict[str, float]:
+def measure(overrides: Sequence[str], steps: int, threads: int | None = None) -> dict[str, float]:
+    """Clips/s of a short fit; ``threads``: torch's threads (None: as a run sets them, see training.threads)."""
     with tempfile.TemporaryDirectory(prefix="bench_throughput_") as tmp:
         cfg = run_config(overrides, Path(tmp))
         L.seed_everything(cfg.seed)
+        configure_threads(threads if threads is not None else cfg.training.get("num_threads"), int(cfg.data.num_workers))
         loader = ConfigLoader(cfg)
         steps_timer, wait = StepTimer(), WaitTimer()
         trainer = lightning_trainer(cfg, max_steps=steps, extra_callbacks=[steps_timer, wait])
@@ -85,11 +88,20 @@ def gpu_overrides() -> list[str]:
 
 def run(quick: bool) -> list[Row]:
     steps = 6 if quick else 14
+    default_threads = torch.get_num_threads()
     cpu = measure(["trainer.accelerator=cpu"], steps)
-    note = f"default config (synthetic, resnet18, clip_len 4, batch 2, 2 loader workers), {cpu['steps']} steps"
+    workers = int(run_config([], Path(tempfile.gettempdir())).data.num_workers)
+    # The same config with torch's own thread count beside the loader workers (what a run did before
+    # threads were shared out): on a small CPU the two oversubscribe the cores.
+    crowded = measure(["trainer.accelerator=cpu"], steps, threads=available_cpus())
+    note = f"default config (synthetic, resnet18, clip_len 4, batch 2, {workers} loader worker(s)), {cpu['steps']} steps"
+    torch.set_num_threads(default_threads)
     rows = [
-        Row("throughput", "CPU: training clips/s", cpu["clips/s"], "clips/s", note),
+        Row("throughput", "CPU: training clips/s", cpu["clips/s"], "clips/s", note + ", threads as a run sets them"),
         Row("throughput", "CPU: share of step waiting for data", cpu["wait share"], "share", "loader keeps up when near 0"),
+        Row("throughput", "CPU: clips/s with torch threads = all CPUs", crowded["clips/s"], "clips/s",
+            f"{available_cpus()} threads beside {workers} worker(s)"),
+        Row("throughput", "CPU: threads shared out vs all CPUs", cpu["clips/s"] / crowded["clips/s"], "x", "same run, same steps"),
     ]
     if not torch.cuda.is_available():
         return rows + [Row("throughput", "GPU rows (dancetrack_r50, bf16-mixed, channels_last)", float("nan"), "",

@@ -138,3 +138,24 @@ def test_giou_loss_matches_torchvision_in_value_and_gradient():
     grads = torch.autograd.grad(ours.sum(), (a, b))
     expected = torch.autograd.grad(reference.sum(), (a, b))
     assert all(torch.allclose(g, e, atol=1e-5) for g, e in zip(grads, expected, strict=True))
+
+
+def test_final_layer_terms_apart_from_auxiliary_layers_and_proposals():
+    """cls/bbox/giou/exist are the final layer's; ``aux`` and ``enc`` are weighted sums of their own,
+    and ``total`` is all of them together. Proposals are matched frame by frame (every box of a frame
+    pairs with one cell) and have no existence term."""
+    tracks = random_tracks()
+    padding = torch.zeros(2, 3, dtype=torch.bool)
+    head = adapter()
+    final = outputs_from(tracks, 6, True)
+    earlier = outputs_from(tracks, 6, False)
+    cells = outputs_from(tracks, 12, True)
+    proposals = {k: cells[k] for k in ("bbox_center", "bbox_size", "cls_logits")}
+    alone = head.compute_loss(final, tracks, padding)
+    both = head.compute_loss({**final, "aux": [earlier], "enc": proposals}, tracks, padding)
+    for name in ("cls", "bbox", "giou", "exist"):
+        assert torch.allclose(both[name], alone[name]), name
+    wrong = head.compute_loss({**earlier, "aux": []}, tracks, padding)
+    assert torch.allclose(both["aux"], head.weighted(wrong))
+    assert both["enc"] < 1e-2  # a perfect proposal per box: the frame-level matching finds it
+    assert torch.allclose(both["total"], alone["total"] + both["aux"] + both["enc"])

@@ -105,10 +105,11 @@ class SceneBatch:
         return self.frames.shape[0]
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> SceneBatch:
-        """Move what the model and the loss read (frames, padding_mask, tracks); ``targets`` stays put."""
+        """Move what the model and the loss read (frames, padding_mask, tracks, frame_indices); ``targets`` stays put."""
         return replace(
             self,
             frames=self.frames.to(device, non_blocking=non_blocking),
             padding_mask=self.padding_mask.to(device, non_blocking=non_blocking),
             tracks=self.tracks.to(device, non_blocking=non_blocking) if self.tracks is not None else None,
+            frame_indices=self.frame_indices.to(device, non_blocking=non_blocking) if self.frame_indices is not None else None,
         )

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from scene_model.errors import ConfigError
 from scene_model.models.backbone import Backbone
 from scene_model.models.head import BBoxHead
+from scene_model.models.proposals import ProposalHead, select_queries
 from scene_model.models.transformer import SpaceTimeTransformer, sine_position_1d, sine_position_2d
 
 OUTPUT_KEYS = ("bbox_center", "bbox_size", "cls_logits", "exist_conf", "exist_logit")
@@ -67,6 +68,7 @@ class SceneModel(nn.Module):
         dim_feedforward: int = 512,
         dropout: float = 0.0,
         denoising: bool = False,
+        two_stage: bool = True,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -82,30 +84,35 @@ class SceneModel(nn.Module):
             d_model, nhead, num_encoder_layers, num_decoder_layers, dim_feedforward, dropout
         )
         self.query_content = nn.Embedding(num_queries, d_model)
-        self.reference = nn.Embedding(num_queries, 4)  # logits of the initial boxes
+        # Initial boxes: chosen from the encoder's proposals (two-stage), or learned per query.
+        self.proposals = ProposalHead(d_model, num_classes) if two_stage else None
+        self.reference = None if two_stage else nn.Embedding(num_queries, 4)  # logits of the initial boxes
         # Denoising queries start from an embedding of their (noised) label; built only when used, so
         # that no parameter goes without a gradient (DDP) when denoising is off.
         self.label_embed = nn.Embedding(num_classes, d_model) if denoising else None
         self.head = BBoxHead(d_model, num_classes)
-        nn.init.uniform_(self.reference.weight[:, :2], -2.0, 2.0)
-        nn.init.constant_(self.reference.weight[:, 2:], -2.0)
+        if self.reference is not None:
+            nn.init.uniform_(self.reference.weight[:, :2], -2.0, 2.0)
+            nn.init.constant_(self.reference.weight[:, 2:], -2.0)
         if self.level_embed is not None:
             nn.init.normal_(self.level_embed)
 
     def encode_frames(
         self, frames: Tensor, image_sizes: Tensor | None = None
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """frames [B,T,3,H,W] -> memory [B*T,S,d], its position [1,S,d] and canvas padding bool[B*T,S] or None.
+    ) -> tuple[Tensor, Tensor, Tensor | None, list[tuple[int, int]]]:
+        """frames [B,T,3,H,W] -> memory [B*T,S,d], its position [1,S,d], canvas padding bool[B*T,S] or
+        None, and the (height, width) of each level's feature map.
 
         S is the number of feature cells over all levels. Padded frames are computed like the others
         (skipping them would cost a host sync); nothing attends to them.
         """
         batch, num_frames = frames.shape[:2]
         canvas = tuple(frames.shape[-2:])
-        tokens, positions, paddings = [], [], []
+        tokens, positions, paddings, shapes = [], [], [], []
         for level, (proj, features) in enumerate(zip(self.input_proj, self.backbone(frames.flatten(0, 1)), strict=True)):
             features = proj(features)
             _, dim, height, width = features.shape
+            shapes.append((height, width))
             tokens.append(features.flatten(2).transpose(1, 2))
             pos = sine_position_2d(height, width, dim, frames.device)
             positions.append(pos + self.level_embed[level] if self.level_embed is not None else pos)
@@ -117,7 +124,7 @@ class SceneModel(nn.Module):
             padding = torch.cat(paddings, dim=1).to(frames.device, non_blocking=True)
             padding = padding.repeat_interleave(num_frames, dim=0)
         memory = self.transformer.encode(torch.cat(tokens, dim=1), memory_pos, padding)
-        return memory, memory_pos, padding
+        return memory, memory_pos, padding, shapes
 
     def forward(
         self,
@@ -125,13 +132,18 @@ class SceneModel(nn.Module):
         padding_mask: Tensor | None = None,
         image_sizes: Tensor | None = None,
         denoising: DenoisingQueries | None = None,
+        frame_indices: Tensor | None = None,
     ) -> dict[str, Any]:
         """frames float[B,T,3,H,W], padding_mask bool[B,T] (True = padded frame), image_sizes long[B,2]
-        (height, width) of each sample inside the canvas (None: the whole canvas) -> outputs.
+        (height, width) of each sample inside the canvas (None: the whole canvas), frame_indices long[B,T]
+        (the frames' numbers in their sequence: the time encoding follows the real frame interval; None:
+        consecutive frames) -> outputs.
 
         Outputs: bbox_center [B,T,Q,2], bbox_size [B,T,Q,2], cls_logits [B,T,Q,C], exist_conf and
-        exist_logit [B,T,Q,1], and ``aux``: the same dicts for the earlier decoder layers. With
-        ``denoising`` (D queries), ``dn`` holds the same keys (and its ``aux``) for them, [B,T,D,...].
+        exist_logit [B,T,Q,1], and ``aux``: the same dicts for the earlier decoder layers. Two-stage
+        models add ``enc``: the encoder's proposals, bbox_center, bbox_size [B,T,S,2] and cls_logits
+        [B,T,S,C] for the S feature cells. With ``denoising`` (D queries), ``dn`` holds the decoder's keys
+        (and its ``aux``) for them, [B,T,D,...].
         """
         batch, num_frames = frames.shape[:2]
         if padding_mask is None:
@@ -139,10 +151,18 @@ class SceneModel(nn.Module):
         if image_sizes is not None and image_sizes.device.type == "cpu":
             if bool((image_sizes >= torch.tensor(frames.shape[-2:])).all()):
                 image_sizes = None  # nothing to mask (a host check, no device sync): plain attention
-        memory, memory_pos, memory_padding = self.encode_frames(frames, image_sizes)
+        memory, memory_pos, memory_padding, shapes = self.encode_frames(frames, image_sizes)
         queries, dim = self.num_queries, self.query_content.embedding_dim
         tgt = self.query_content.weight[None, None].expand(batch, num_frames, queries, dim)
-        reference = self.reference.weight.sigmoid()[None, None].expand(batch, num_frames, queries, 4)
+        proposals = None
+        if self.proposals is not None:
+            logits, boxes = self.proposals(memory, shapes)
+            logits, boxes = logits.unflatten(0, (batch, num_frames)), boxes.unflatten(0, (batch, num_frames))
+            cells = memory_padding.unflatten(0, (batch, num_frames))[:, 0] if memory_padding is not None else None
+            reference = select_queries(logits, boxes, queries, padding_mask, cells)
+            proposals = {"bbox_center": boxes[..., :2], "bbox_size": boxes[..., 2:], "cls_logits": logits}
+        else:
+            reference = self.reference.weight.sigmoid()[None, None].expand(batch, num_frames, queries, 4)
         self_attn_mask = query_padding = None
         if denoising is not None:
             if self.label_embed is None:
@@ -153,13 +173,20 @@ class SceneModel(nn.Module):
             reference = torch.cat([reference, denoising.boxes.to(reference.dtype)], dim=2)
             self_attn_mask = denoising.attn_mask
             query_padding = F.pad(denoising.padding, (queries, 0), value=False)
-        time_pos = sine_position_1d(torch.arange(num_frames, device=frames.device), dim)
+        if frame_indices is None:
+            steps = torch.arange(num_frames, device=frames.device)[None].expand(batch, -1)
+        else:
+            frame_indices = frame_indices.to(frames.device)
+            steps = (frame_indices - frame_indices[:, :1]).clamp(min=0)
+        time_pos = sine_position_1d(steps, dim)  # [B,T,d]
         layers = self.transformer.decode(
             tgt, reference, time_pos, memory, memory_pos, padding_mask, self.head,
             memory_padding=memory_padding, self_attn_mask=self_attn_mask, query_padding=query_padding,
         )
         matching = [{k: v[:, :, :queries] for k, v in out.items()} for out in layers]
         outputs: dict[str, Any] = {**matching[-1], "aux": matching[:-1]}
+        if proposals is not None:
+            outputs["enc"] = proposals
         if denoising is not None:
             dn = [{k: v[:, :, queries:] for k, v in out.items()} for out in layers]
             outputs["dn"] = {**dn[-1], "aux": dn[:-1]}
@@ -180,6 +207,7 @@ def build_scene_model(
     dim_feedforward: int = 512,
     dropout: float = 0.0,
     denoising: bool = False,
+    two_stage: bool = True,
     **training_options: Any,
 ) -> SceneModel:
     """Build a SceneModel from the ``model`` config.
@@ -200,4 +228,5 @@ def build_scene_model(
         dim_feedforward=dim_feedforward,
         dropout=dropout,
         denoising=denoising,
+        two_stage=two_stage,
     )

@@ -162,12 +162,12 @@ class SpaceTimeTransformer(nn.Module):
         """Iterative box refinement; returns each layer's ``head`` outputs, the last layer last.
 
         tgt [B,T,N,d] query contents; reference [B,T,N,4] initial boxes (cx, cy, w, h) in 0..1;
-        time_pos [T,d]. ``head(hidden, box_logits)`` predicts boxes as offsets of ``box_logits``.
+        time_pos [B,T,d]. ``head(hidden, box_logits)`` predicts boxes as offsets of ``box_logits``.
         Each layer's box (detached) is the next layer's reference.
         """
         outputs = []
         for layer in self.decoder:
-            query_pos = self.box_to_query_pos(sine_box_embedding(reference, self.d_model)) + time_pos[:, None]
+            query_pos = self.box_to_query_pos(sine_box_embedding(reference, self.d_model)) + time_pos[:, :, None]
             tgt = layer(tgt, query_pos, memory, memory_pos, time_padding, memory_padding, self_attn_mask, query_padding)
             out = head(tgt, inverse_sigmoid(reference))
             outputs.append(out)

@@ -6,7 +6,7 @@ tracked queries of the previous one by their mean IoU (Hungarian), and a matched
 track on. Frames the previous window already wrote are not written again: each window writes the
 frames after the previous window's last one (the first window writes all of its frames).
 
-Scores are existence x class probability. A box is written for a frame when its score reaches
+Scores are existence probabilities (``predictions.prediction_scores``). A box is written for a frame when its score reaches
 ``keep_threshold``; a query that no track claims starts a new track from its first written frame
 scoring ``start_threshold`` or more; a track ends when it has had no written box for more than
 ``max_lost`` frames (while it lasts, a matched query may be invisible, e.g. occluded).

@@ -10,8 +10,14 @@ from scene_model.data.types import SceneBatch
 
 
 def prediction_scores(outputs: dict[str, Tensor]) -> Tensor:
-    """Per query and frame: existence times the best class probability, float[..., Q]."""
-    return outputs["exist_conf"].squeeze(-1) * outputs["cls_logits"].sigmoid().amax(-1)
+    """Per query and frame, the one score the tracker thresholds: the existence probability (whether
+    the query's object is visible in that frame), float[..., Q].
+
+    It is trained with a plain BCE, so it reads as a probability and a threshold of 0.5 means what it
+    says; the focal-trained class head (whose probabilities focal loss keeps well below 1) says which
+    class. With one class the two estimate the same thing, and their product would square it.
+    """
+    return outputs["exist_conf"].squeeze(-1)
 
 
 def boxes_in_pixels(outputs: dict[str, Tensor], batch: SceneBatch) -> Tensor:

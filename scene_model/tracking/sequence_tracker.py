@@ -78,7 +78,7 @@ class SequenceTracker:
         for batch in windows:
             outputs = predict(batch)
             boxes = boxes_in_pixels(outputs, batch)
-            scores = prediction_scores({k: outputs[k] for k in ("exist_conf", "cls_logits")}).float().cpu()
+            scores = prediction_scores(outputs).float().cpu()
             for b, name in enumerate(batch.sequence_ids):
                 valid = ~batch.padding_mask[b].cpu()
                 linker = linkers.setdefault(name, TrackLinker(**self.linker_options))

@@ -1,7 +1,7 @@
 """Score a trained checkpoint's tracking over a grid of ``eval.tracker`` score thresholds.
 
 The model runs once over the split's windows; every (start, keep) pair is then linked, written and
-scored with TrackEval from those predictions. A model's scores (existence x class probability) depend
+scored with TrackEval from those predictions. A model's scores (existence probabilities) depend
 on how long and with which losses it trained, so the thresholds that suit it are found on val:
 
     python -m scene_model.tracking.threshold_sweep outputs/runs/.../checkpoints/last.ckpt \\

@@ -31,6 +31,7 @@ KEY_TYPES: dict[str, Any] = {
     "viz.score_threshold": float,
     "training.max_bad_steps": int,
     "training.checkpoint_every_n_steps": int,
+    "training.num_threads": int | None,
     "model.backbone.name": str,
     "model.backbone.weights": str | None,
     "model.backbone.norm": str,
@@ -45,6 +46,7 @@ KEY_TYPES: dict[str, Any] = {
 KEY_MINIMA: dict[str, tuple[int, str]] = {
     "training.max_bad_steps": (1, "stop after this many skipped steps in a row"),
     "training.checkpoint_every_n_steps": (0, "0 turns the step checkpoint off"),
+    "training.num_threads": (1, "torch threads; null: the CPUs less one per data loader worker"),
 }
 _INTERPOLATION = re.compile(r"^\$\{([\w.]+)\}$")
 _ABSENT = object()
@@ -75,7 +77,7 @@ def _check_keys(cfg: DictConfig, problems: dict[str, str]) -> None:
         if value is _ABSENT:
             continue
         problem = _type_problem(value, expected)
-        if problem is None and key in KEY_MINIMA and value < KEY_MINIMA[key][0]:
+        if problem is None and key in KEY_MINIMA and value is not None and value < KEY_MINIMA[key][0]:
             minimum, meaning = KEY_MINIMA[key]
             problem = f"must be >= {minimum} ({meaning}), got {value}"
         if problem:

@@ -25,6 +25,8 @@ from scene_model.training.matcher import HungarianMatcher
 
 LOSS_TERMS = ("cls", "bbox", "giou", "exist")
 DN_TERMS = tuple(f"dn_{name}" for name in LOSS_TERMS)
+# Weighted sums logged next to the final layer's terms: the earlier decoder layers and the proposals.
+GROUP_TERMS = ("aux", "enc")
 
 
 class HeadAdapter:
@@ -78,33 +80,44 @@ class HeadAdapter:
         num_targets = (tracks.present & valid_frames[:, :, None]).sum().float()
         normaliser = _mean_over_ranks(num_targets).clamp(min=1.0)
         layers = self._layers(outputs)
-        matchings = self.matcher.match(layers, tracks, padding_mask)
-        batch, frames, queries, _ = outputs["bbox_center"].shape
-        assignments = [m.assignment(batch, frames, queries) for m in matchings]
-        terms = self._summed_terms(layers, assignments, tracks, valid_frames, normaliser)
-        total = sum(self.weights[name] * terms[name] for name in LOSS_TERMS)
-        losses = {**terms, "num_matches": torch.full((), float(len(matchings[0])), device=device), "num_targets": num_targets}
+        levels = [self.matcher.level] * len(layers)
+        proposals = outputs.get("enc")
+        if proposals is not None:  # the encoder's proposals, matched frame by frame as a dense detector
+            layers, levels = layers + [proposals], levels + ["frame"]
+        matchings = self.matcher.match(layers, tracks, padding_mask, levels)
+        batch, frames = padding_mask.shape
+        per_layer = [
+            self.layer_terms(layer, tracks, valid_frames, m.assignment(batch, frames, layer["cls_logits"].shape[2]), normaliser)
+            for layer, m in zip(layers, matchings, strict=True)
+        ]
+        final = per_layer[0]
+        losses = {name: final[name] for name in LOSS_TERMS}
+        total = self.weighted(final)
+        if proposals is not None:
+            losses["enc"] = self.weighted(per_layer.pop())
+        if len(per_layer) > 1:
+            losses["aux"] = sum(self.weighted(terms) for terms in per_layer[1:])
+        total = total + sum(losses[name] for name in ("enc", "aux") if name in losses)
+        losses.update(num_matches=torch.full((), float(len(matchings[0])), device=device), num_targets=num_targets)
         if dn_state is not None:
             if "dn" not in outputs:
                 raise ValueError("dn_state given but the outputs have no 'dn' entry: pass the denoising queries to the model")
             dn_layers = self._layers(outputs["dn"])
             assigned = dn_state.assignment(frames)
-            dn_terms = self._summed_terms(
-                dn_layers, [assigned] * len(dn_layers), tracks, valid_frames, normaliser * dn_state.num_groups, dn_state.valid
-            )
-            total = total + sum(self.weights[name] * dn_terms[name] for name in LOSS_TERMS)
-            losses.update({f"dn_{name}": value for name, value in dn_terms.items()})
+            dn_terms = [
+                self.layer_terms(layer, tracks, valid_frames, assigned, normaliser * dn_state.num_groups, dn_state.valid)
+                for layer in dn_layers
+            ]
+            losses.update({f"dn_{name}": sum(t[name] for t in dn_terms) for name in LOSS_TERMS})
+            total = total + sum(self.weighted(t) for t in dn_terms)
         return {"total": total, **losses}
+
+    def weighted(self, terms: dict[str, Tensor]) -> Tensor:
+        """The weighted sum of one layer's terms."""
+        return sum(self.weights[name] * terms[name] for name in LOSS_TERMS if name in terms)
 
     def _layers(self, outputs: dict) -> list[dict]:
         return [outputs] + (list(outputs.get("aux", [])) if self.aux_loss else [])
-
-    def _summed_terms(self, layers, assignments, tracks, valid_frames, normaliser, query_valid=None) -> dict[str, Tensor]:
-        terms: dict[str, Tensor] = {}
-        for layer, assigned in zip(layers, assignments, strict=True):
-            for name, value in self.layer_terms(layer, tracks, valid_frames, assigned, normaliser, query_valid).items():
-                terms[name] = terms[name] + value if name in terms else value
-        return {name: terms[name] for name in LOSS_TERMS}
 
     def layer_terms(
         self,
@@ -115,16 +128,18 @@ class HeadAdapter:
         normaliser: Tensor,
         query_valid: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """The four terms of one decoder layer. assigned long[B,T,N]: the track each query must predict in
+        """The terms of one decoder layer (or of the proposals: no ``exist``). assigned long[B,T,N]: the track each query must predict in
         each frame (-1: none); query_valid bool[B,N]: queries that count at all (None: every one)."""
         # present[b, t, q]: the query's assigned track has a box in frame t (and the frame is real).
         present = torch.gather(tracks.present, 2, assigned.clamp(min=0)) & (assigned >= 0) & valid_frames[:, :, None]
         counted = valid_frames[:, :, None] if query_valid is None else valid_frames[:, :, None] & query_valid[:, None, :]
-        return {
+        terms = {
             "cls": self.loss_cls(outputs, tracks, assigned, present, counted, normaliser),
-            "exist": self.loss_exist(outputs, present, counted, normaliser),
             **self.loss_boxes(outputs, tracks, assigned, present, normaliser),
         }
+        if "exist_logit" in outputs:  # the encoder's proposals have no existence head
+            terms["exist"] = self.loss_exist(outputs, present, counted, normaliser)
+        return terms
 
     def loss_cls(self, outputs, tracks, assigned, present, counted, normaliser) -> Tensor:
         logits = outputs["cls_logits"]

@@ -12,7 +12,7 @@ from torch.optim import Optimizer
 from scene_model.data.types import SceneBatch
 from scene_model.training.checkpoints import check_fits
 from scene_model.training.fast_paths import apply_fast_paths, channels_last_frames
-from scene_model.training.head_adapter import DN_TERMS, LOSS_TERMS, HeadAdapter
+from scene_model.training.head_adapter import DN_TERMS, GROUP_TERMS, LOSS_TERMS, HeadAdapter
 
 
 class SceneModelLightningModule(L.LightningModule):
@@ -72,13 +72,16 @@ class SceneModelLightningModule(L.LightningModule):
     def _shared_step(self, batch: SceneBatch, stage: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
         # Denoising queries (DINO) train only; validation and test losses stay those of the matching queries.
         dn_state = self.head_adapter.make_denoising(batch.tracks, self.model.num_queries) if stage == "train" else None
-        outputs = self.model(self.input_frames(batch.frames), batch.padding_mask, batch.image_sizes, dn_state.queries if dn_state else None)
+        outputs = self.model(
+            self.input_frames(batch.frames), batch.padding_mask, batch.image_sizes,
+            dn_state.queries if dn_state else None, batch.frame_indices,
+        )
         losses = self.head_adapter.compute_loss(outputs, batch.tracks, batch.padding_mask, dn_state)
         common = dict(on_step=stage == "train", on_epoch=True, batch_size=len(batch), sync_dist=True)
         # Lightning reads progress-bar values from the device at every batch end: a host sync per training
         # step. The training loss goes to the loggers only (read every trainer.log_every_n_steps).
         self.log(f"{stage}/total", losses["total"].detach(), prog_bar=stage != "train", **common)
-        names = [name for name in LOSS_TERMS + DN_TERMS if name in losses]
+        names = [name for name in LOSS_TERMS + GROUP_TERMS + DN_TERMS if name in losses]
         self.log_dict({f"{stage}/{name}": losses[name].detach() for name in names}, **common)
         return losses, outputs
 
@@ -88,11 +91,11 @@ class SceneModelLightningModule(L.LightningModule):
 
     def validation_step(self, batch: SceneBatch, batch_idx: int) -> dict[str, Any]:
         losses, outputs = self._shared_step(batch, "val")
-        return {"loss": losses["total"], "outputs": {k: v for k, v in outputs.items() if k != "aux"}}
+        return {"loss": losses["total"], "outputs": {k: v for k, v in outputs.items() if k not in ("aux", "enc")}}
 
     def test_step(self, batch: SceneBatch, batch_idx: int) -> dict[str, Any]:
         losses, outputs = self._shared_step(batch, "test")
-        return {"loss": losses["total"], "outputs": {k: v for k, v in outputs.items() if k != "aux"}}
+        return {"loss": losses["total"], "outputs": {k: v for k, v in outputs.items() if k not in ("aux", "enc")}}
 
     # --- optimisation -----------------------------------------------------------------------------
     def parameter_groups(self) -> list[dict[str, Any]]:

@@ -113,29 +113,36 @@ class HungarianMatcher:
     def __call__(self, outputs: dict, tracks: TrackTargets, padding_mask: Tensor) -> Matching:
         return self.match([outputs], tracks, padding_mask)[0]
 
-    def match(self, layers: Sequence[dict], tracks: TrackTargets, padding_mask: Tensor) -> list[Matching]:
-        """One Matching per entry of ``layers`` (decoder layers' outputs), with one device-to-host copy."""
+    def match(
+        self, layers: Sequence[dict], tracks: TrackTargets, padding_mask: Tensor, levels: Sequence[str] | None = None
+    ) -> list[Matching]:
+        """One Matching per entry of ``layers`` (decoder layers' outputs), with one device-to-host copy.
+
+        ``levels``: the matching level of each layer (default: ``self.level`` for all), so that frame-level
+        layers (e.g. the encoder's proposals) share the step's one copy with the track-level ones."""
+        levels = list(levels) if levels is not None else [self.level] * len(layers)
         device = layers[0]["bbox_center"].device
         tracks = tracks.to(device)
         padding_mask = padding_mask.to(device)
         counted = tracks.present & ~padding_mask[:, :, None]  # [B,T,K]
-        if self.level == "track":
-            costs = [self.cost_matrix(layer, tracks, padding_mask) for layer in layers]
-        else:
-            costs = [self.frame_costs(layer, tracks) for layer in layers]
+        costs = [
+            self.cost_matrix(layer, tracks, padding_mask) if level == "track" else self.frame_costs(layer, tracks)
+            for layer, level in zip(layers, levels, strict=True)
+        ]
         # The step's one sync: every layer's costs and the presence table in a single copy.
         host = torch.cat([c.flatten() for c in costs] + [counted.flatten().to(costs[0].dtype)]).cpu().numpy()
-        size = costs[0].numel()
-        host_counted = host[len(costs) * size :].reshape(counted.shape) > 0
+        ends = np.cumsum([c.numel() for c in costs])
+        host_counted = host[ends[-1] :].reshape(counted.shape) > 0
         pairs = [
-            self._solve(host[i * size : (i + 1) * size].reshape(costs[0].shape), host_counted) for i in range(len(costs))
+            self._solve(host[end - cost.numel() : end].reshape(cost.shape), host_counted, level)
+            for cost, end, level in zip(costs, ends, levels, strict=True)
         ]
-        return self._to_device(pairs, device)
+        return self._to_device(pairs, device, levels)
 
-    def _solve(self, cost: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    def _solve(self, cost: np.ndarray, counted: np.ndarray, level: str) -> np.ndarray:
         """int64[4, M] rows (batch, query, track, frame) of the assignment; frame -1 at track level."""
         found = []
-        if self.level == "track":
+        if level == "track":
             for b, present in enumerate(counted.any(axis=1)):
                 columns = np.flatnonzero(present)
                 if len(columns):
@@ -148,12 +155,12 @@ class HungarianMatcher:
                 found.append(np.stack([np.full(len(rows), b), rows, columns[cols], np.full(len(rows), t)]))
         return np.concatenate(found, axis=1).astype(np.int64) if found else np.zeros((4, 0), dtype=np.int64)
 
-    def _to_device(self, pairs: list[np.ndarray], device: torch.device) -> list[Matching]:
+    def _to_device(self, pairs: list[np.ndarray], device: torch.device, levels: Sequence[str]) -> list[Matching]:
         """All layers' pairs go to the device in one copy, then split into views."""
         sizes = [p.shape[1] for p in pairs]
         joined = torch.from_numpy(np.concatenate(pairs, axis=1)).to(device)
         matchings = []
-        for part in joined.split(sizes, dim=1):
+        for part, level in zip(joined.split(sizes, dim=1), levels, strict=True):
             batch, query, track, frame = part.unbind(0)
-            matchings.append(Matching(batch, query, track, frame if self.level == "frame" else None))
+            matchings.append(Matching(batch, query, track, frame if level == "frame" else None))
         return matchings

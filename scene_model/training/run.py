@@ -18,6 +18,7 @@ from scene_model.errors import ConfigError, SceneModelError
 from scene_model.training.config_loader import ConfigLoader
 from scene_model.training.config_validation import validate_config
 from scene_model.training.slurm import cluster_plugins, resume_ckpt_path
+from scene_model.training.threads import configure_threads
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def train(cfg: DictConfig) -> float | None:
     validate_config(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
+    configure_threads(cfg.training.get("num_threads"), int(cfg.data.get("num_workers", 0)))
     loader = ConfigLoader(cfg)
     datamodule = loader.build_datamodule()
     module = loader.build_lit_module()
