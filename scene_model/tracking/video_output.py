@@ -32,6 +32,8 @@ def draw_tracks(image: np.ndarray, rows: np.ndarray, width: int = 2) -> np.ndarr
 
 def rows_by_frame(rows: np.ndarray) -> dict[int, np.ndarray]:
     """{frame: its rows} of result rows float[N, >=2]."""
+    if not len(rows):
+        return {}
     rows = rows[np.argsort(rows[:, 0], kind="stable")]
     frames, starts = np.unique(rows[:, 0].astype(int), return_index=True)
     return {int(f): part for f, part in zip(frames, np.split(rows, starts[1:]), strict=True)}
