@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,search]'
+	$(PY) -m pip install --quiet -e '.[dev,search,mlflow,wandb]'
 	touch $(STAMP)
 
 install: $(STAMP)

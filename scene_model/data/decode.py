@@ -47,6 +47,17 @@ class FrameGeometry:
         return math.ceil(out_w * width / crop_w), math.ceil(out_h * height / crop_h)
 
 
+def fit_image(image: Image.Image, geometry: FrameGeometry, scale: float = 1.0) -> np.ndarray:
+    """Crop and resize a decoded image to uint8[H', W', 3] RGB of ``geometry.out_size``; ``scale`` is the
+    factor by which the image is already smaller than the original (a JPEG decoded in draft mode)."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    left, top, crop_w, crop_h = geometry.crop
+    box = (left / scale, top / scale, (left + crop_w) / scale, (top + crop_h) / scale)
+    out_h, out_w = geometry.out_size
+    return np.asarray(image.resize((out_w, out_h), Image.Resampling.BILINEAR, box=box))
+
+
 def decode_frame(path: Path, expected_size: tuple[int, int], geometry: FrameGeometry) -> np.ndarray:
     """Decode one image to uint8[H', W', 3] RGB of ``geometry.out_size``.
 
@@ -61,14 +72,7 @@ def decode_frame(path: Path, expected_size: tuple[int, int], geometry: FrameGeom
                     f"{path} is {image.size[0]}x{image.size[1]} but seqinfo.ini says imWidth={width}, imHeight={height}"
                 )
             drafted = image.draft("RGB", geometry.draft_request(width, height))  # None: not a JPEG
-            scale = width / drafted[1][2] if drafted is not None else 1.0
-            if image.mode != "RGB":
-                image = image.convert("RGB")
-            left, top, crop_w, crop_h = geometry.crop
-            box = (left / scale, top / scale, (left + crop_w) / scale, (top + crop_h) / scale)
-            out_h, out_w = geometry.out_size
-            resized = image.resize((out_w, out_h), Image.Resampling.BILINEAR, box=box)
-            return np.asarray(resized)
+            return fit_image(image, geometry, scale=width / drafted[1][2] if drafted is not None else 1.0)
     except FileNotFoundError:
         raise UnreadableFrameError(f"missing frame {path}") from None
     except DataFormatError:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.io import write_png
@@ -102,11 +102,16 @@ def render_tracks(
 
 
 def publish_grid(trainer: L.Trainer, tag: str, grid: Tensor, directory: Path | None) -> None:
-    """Log ``grid`` (uint8 [3,H,W]) to every TensorBoard logger under ``tag`` and, with ``directory``,
-    write it there as ``epoch_NNN.png``."""
+    """Log ``grid`` (uint8 [3,H,W]) under ``tag`` to every logger that keeps images (TensorBoard,
+    MLflow, W&B) and, with ``directory``, write it there as ``epoch_NNN.png``."""
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_image(tag, grid, global_step=trainer.global_step)
+        elif isinstance(logger, MLFlowLogger):
+            image = grid.permute(1, 2, 0).cpu().numpy()
+            logger.experiment.log_image(logger.run_id, image, key=tag, step=trainer.global_step)
+        elif isinstance(logger, WandbLogger):
+            logger.log_image(key=tag, images=[grid.permute(1, 2, 0).cpu().numpy()], step=trainer.global_step)
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
         write_png(grid, str(directory / f"epoch_{trainer.current_epoch:03d}.png"))

@@ -1,0 +1,242 @@
+"""python -m scene_model.track: a video or a folder of images tracked as validation tracks a sequence."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from scene_model.data.dataset import ClipDataset, SequenceRecord
+from scene_model.data.decode import FrameGeometry
+from scene_model.data.transforms import ClipTransform
+from scene_model.data.video import open_source
+from scene_model.errors import CheckpointError
+from scene_model.track import build_tracker, load_model
+from scene_model.track import main as track_main
+from scene_model.tracking.mot_results import format_rows
+from scene_model.tracking.stream import stream_windows
+from scene_model.tracking.video_output import VideoWriter
+from scene_model.training.run import train
+from tests.conftest import REPO, compose_config, tiny_overrides
+
+FPS = 20
+TRACKER = ["eval.tracker.start_threshold=0.0", "eval.tracker.keep_threshold=0.0"]  # every query writes: much to compare
+
+
+def encode(frames: list[Path], path: Path) -> Path:
+    width, height = Image.open(frames[0]).size
+    with VideoWriter(path, width, height, FPS) as writer:
+        for frame in frames:
+            writer.write(np.asarray(Image.open(frame).convert("RGB")))
+    return path
+
+
+def decoded_frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def as_sequence(frames: list[np.ndarray], seq_dir: Path) -> Path:
+    """Frames as a DanceTrack sequence folder (lossless PNG), the layout evaluation reads."""
+    (seq_dir / "img1").mkdir(parents=True)
+    for number, pixels in enumerate(frames, start=1):
+        Image.fromarray(pixels).save(seq_dir / "img1" / f"{number:08d}.png")
+    height, width = frames[0].shape[:2]
+    (seq_dir / "seqinfo.ini").write_text(
+        f"[Sequence]\nname={seq_dir.name}\nimDir=img1\nframeRate={FPS}\nseqLength={len(frames)}\n"
+        f"imWidth={width}\nimHeight={height}\nimExt=.png\n"
+    )
+    return seq_dir
+
+
+def run_track(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "scene_model.track", *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+
+
+def track_here(capsys, *args) -> subprocess.CompletedProcess:
+    """The command in this process (faster than a subprocess): its exit code, stdout and stderr."""
+    try:
+        track_main([str(a) for a in args])
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_root, tmp_path_factory) -> Path:
+    """A debug=fast fit; its last checkpoint."""
+    run = tmp_path_factory.mktemp("fit")
+    train(compose_config(tiny_overrides(tiny_root) + ["debug=fast", "eval.every_n_epochs=0", *TRACKER], run))
+    return run / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="module")
+def video(tiny_root, tmp_path_factory) -> Path:
+    """The frames of two synthetic sequences of one size, one after the other, as an mp4."""
+    frames = sorted((tiny_root / "train" / "synth0001" / "img1").glob("*.jpg"))
+    frames += sorted((tiny_root / "val" / "synth0003" / "img1").glob("*.jpg"))
+    assert Image.open(frames[0]).size == Image.open(frames[-1]).size
+    return encode(frames, tmp_path_factory.mktemp("video") / "clip.mp4")
+
+
+@pytest.mark.slow
+def test_a_video_is_tracked_as_evaluation_tracks_its_frames(trained, video, tmp_path):
+    out = tmp_path / "out"
+    done = run_track(video, "--ckpt", trained, "--out", out, "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    summary = done.stdout.strip().splitlines()[-1]
+    assert summary.startswith("clip: 32 frames, ") and " tracks, " in summary, summary
+    assert "frame/s" in done.stderr  # the progress bar
+
+    # The reference: the same frames as a sequence on disk, through the tracker's own windows.
+    frames = decoded_frames(video)
+    assert len(frames) == 32
+    seq_dir = as_sequence(frames, tmp_path / "seq" / "val" / "clip")
+    module, datamodule, cfg = load_model(trained, "cpu")
+    tracker = build_tracker(cfg, {})
+    record = SequenceRecord.load(seq_dir, require_gt=False, class_ids=(1,))
+    windows = tracker.windows([record], datamodule.clip_len, datamodule.eval_transform)
+    with torch.no_grad():
+        expected = tracker.track(lambda b: module(b.frames, b.padding_mask, b.image_sizes), windows, ["clip"])["clip"]
+    text = (out / "clip.txt").read_text()
+    assert len(expected) >= 32 and text == format_rows(expected)
+    boxes = np.loadtxt(out / "clip.txt", delimiter=",", ndmin=2)
+    height, width = frames[0].shape[:2]
+    assert (boxes[:, 2] + boxes[:, 4]).max() <= width + 0.01 and (boxes[:, 3] + boxes[:, 5]).max() <= height + 0.01
+
+    written = out / "clip.mp4"
+    with av.open(str(written)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (width, height)
+        assert stream.average_rate == FPS
+    annotated = decoded_frames(written)
+    assert len(annotated) == len(frames)
+    assert np.abs(annotated[0].astype(int) - frames[0].astype(int)).mean() > 0.5  # boxes drawn on it
+
+    # The same frames as a folder of images give the same result file.
+    folder = run_track(seq_dir, "--ckpt", trained, "--out", tmp_path / "from_folder", "--no-video")
+    assert folder.returncode == 0, folder.stderr
+    assert (tmp_path / "from_folder" / "clip.txt").read_text() == text
+    assert not (tmp_path / "from_folder" / "clip.mp4").exists()
+
+
+@pytest.mark.slow
+def test_tracker_flags_override_the_checkpoint(trained, video, tmp_path, capsys):
+    done = track_here(capsys, video, "--ckpt", trained, "--out", tmp_path, "--start-threshold", "1.0", "--keep-threshold", "1.0")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "clip.txt").read_text() == ""
+    assert len(decoded_frames(tmp_path / "clip.mp4")) == 32  # the frames, without a box
+    assert "0 tracks" in done.stdout
+
+
+@pytest.mark.slow
+def test_bad_inputs_give_one_line_and_keep_earlier_results(trained, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "clip.txt").write_text("1,1,0,0,1,1,1,-1,-1,-1\n")
+    fake = tmp_path / "clip.mp4"
+    fake.write_text("not a video\n")
+    done = track_here(capsys, fake, "--ckpt", trained, "--out", out)
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"NotAVideoError: {fake} is not a video FFmpeg can read (Invalid data found when processing input)"
+    assert (out / "clip.txt").read_text() == "1,1,0,0,1,1,1,-1,-1,-1\n"
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for number in range(1, 6):
+        Image.new("RGB", (64, 48), (number * 20, 0, 0)).save(folder / f"{number:08d}.jpg")
+    (folder / "00000004.jpg").write_bytes((folder / "00000004.jpg").read_bytes()[:200])
+    done = track_here(capsys, folder, "--ckpt", trained, "--out", out)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"UnreadableFrameError: corrupt or truncated image {folder / '00000004.jpg'}")
+    assert not any("Traceback" in line for line in lines)
+    assert (out / "clip.txt").read_text() == "1,1,0,0,1,1,1,-1,-1,-1\n" and not (out / "clip.mp4").exists()
+
+    foreign = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"net.weight": torch.zeros(2)}, "hyper_parameters": {"lr": 0.1}}, foreign)
+    done = track_here(capsys, folder, "--ckpt", foreign, "--out", out)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"CheckpointError: checkpoint {foreign} was not written by this project's train.py: it holds no run config "
+        "(hyper_parameters.config with model, data and eval)"
+    )
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_another_model_is_named(trained, tmp_path):
+    checkpoint = torch.load(trained, weights_only=True)
+    checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if "decoder" not in k}
+    torch.save(checkpoint, tmp_path / "cut.ckpt")
+    with pytest.raises(CheckpointError, match=r"cut.ckpt was written by another model: .* tensor\(s\) missing"):
+        load_model(tmp_path / "cut.ckpt", "cpu")
+
+
+@pytest.mark.parametrize(("length", "clip_len", "stride", "batch_size"), [(10, 4, 3, 2), (11, 4, 3, 3), (3, 4, 3, 2), (9, 3, 1, 4), (4, 4, 3, 1)])
+def test_stream_windows_are_the_evaluation_windows(tiny_root, length, clip_len, stride, batch_size):
+    """Same frame numbers, batches and pixels as ClipDataset's evaluation windows of the same frames."""
+    seq_dir = tiny_root / "val" / "synth0003"
+    info = SequenceRecord.load(seq_dir, require_gt=False, class_ids=(1,)).info
+    record = SequenceRecord.load(seq_dir, require_gt=False, class_ids=(1,))
+    record.info = type(info)(**{**info.__dict__, "length": length})
+    transform = ClipTransform(False, (48,), 400)
+    dataset = ClipDataset([record], clip_len, transform, train=False, stride=stride)
+    expected = [dataset[i] for i in range(len(dataset))]
+    source = open_source(seq_dir / "img1")
+    geometry = transform.plan(info.width, info.height)
+    produced = []
+
+    def frames():
+        for number, pixels in enumerate(source.frames(geometry), start=1):
+            if number > length:
+                return
+            produced.append(number)
+            yield pixels
+
+    batches = []
+    for batch in stream_windows(frames(), info.name, (info.width, info.height), clip_len, stride, transform, geometry, batch_size):
+        assert len(produced) <= int(batch.frame_indices.max()) + 1  # lazy: no frame read ahead of its window
+        batches.append(batch)
+    assert [len(b) for b in batches] == [len(c) for c in np.array_split(np.arange(len(expected)), range(batch_size, len(expected), batch_size))]
+    windows = [(b, i) for b in batches for i in range(len(b))]
+    assert len(windows) == len(expected)
+    for (batch, i), clip in zip(windows, expected, strict=True):
+        assert batch.frame_indices[i].tolist() == clip.frame_indices.tolist()
+        assert torch.equal(batch.frames[i, : len(clip.frame_indices)], clip.frames)
+        assert batch.orig_sizes[i].tolist() == [info.width, info.height]
+
+
+def test_writer_keeps_frame_count_rate_and_odd_sizes(tmp_path):
+    path = tmp_path / "odd.mp4"
+    with VideoWriter(path, 33, 21, 30000 / 1001) as writer:
+        for value in range(7):
+            writer.write(np.full((21, 33, 3), value * 30, np.uint8))
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert float(stream.average_rate) == pytest.approx(30000 / 1001, rel=1e-4)
+        assert (stream.codec_context.width, stream.codec_context.height) == (34, 22)
+    assert len(decoded_frames(path)) == 7
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_folder_source_reads_seqinfo_and_rejects_another_size(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    Image.new("RGB", (40, 30)).save(folder / "a.png")
+    Image.new("RGB", (40, 32)).save(folder / "b.png")
+    source = open_source(folder, fps=12.5)
+    assert (source.info.name, source.info.width, source.info.height, float(source.info.fps)) == ("frames", 40, 30, 12.5)
+    frames = source.frames(FrameGeometry.full(40, 30, (15, 20)))
+    assert next(frames).shape == (15, 20, 3)
+    with pytest.raises(Exception, match=r"b.png is 40x32, the first image a.png 40x30"):
+        next(frames)
