@@ -63,7 +63,8 @@ def refuse_to_overwrite(trainer: L.Trainer, ckpt_path: str | None) -> None:
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Fit (``train``), then evaluate (``test``); returns the value of ``optimized_metric``."""
+    """Fit (``train``) or validate, then test (``test``); returns the value of ``optimized_metric``
+    after fitting or validating."""
     validate_config(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
@@ -88,10 +89,11 @@ def train(cfg: DictConfig) -> float | None:
         if not ckpt_path:
             log.warning("train=false without ckpt_path: evaluating an untrained model")
         trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    # Read before testing: trainer.test starts callback_metrics afresh, without the val/ metrics.
+    value = optimized_value(cfg.get("optimized_metric"), trainer.callback_metrics)
     if cfg.get("test", False):
         trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path)
-
-    return optimized_value(cfg.get("optimized_metric"), trainer.callback_metrics)
+    return value
 
 
 def optimized_value(metric_name: str | None, metrics: dict) -> float | None:
