@@ -41,7 +41,7 @@ class EpochTimer(L.Callback):
 def measure(train_steps: int) -> dict[str, float]:
     overrides = [
         f"trainer.limit_train_batches={train_steps}", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
-        "logger=none", "trainer.enable_progress_bar=false", "+callbacks.epoch_timer._target_=bench.epoch.EpochTimer",
+        "trainer.enable_progress_bar=false", "+callbacks.epoch_timer._target_=bench.epoch.EpochTimer",
     ]
     MARKS.clear()
     with tempfile.TemporaryDirectory(prefix="bench_epoch_") as tmp:
