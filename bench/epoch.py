@@ -20,7 +20,6 @@ from bench import Row
 from bench._training import run_config
 from scene_model.training.run import train
 
-
 MARKS: dict[str, float] = {}
 
 
