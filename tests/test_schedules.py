@@ -34,7 +34,7 @@ def test_warmup_then_cosine_to_the_floor(warmup):
     total, ratio = 40, 0.01
     seen = rates(lambda o: cosine_with_warmup(o, total, warmup_steps=warmup, min_lr_ratio=ratio), total)
     for step, (lr,) in enumerate(seen):
-        assert lr == pytest.approx(expected_cosine(step, total, warmup if warmup > 1 else 0, ratio), abs=1e-6), step
+        assert lr == pytest.approx(expected_cosine(step, total, max(warmup, 1), ratio), abs=1e-6), step
 
 
 def test_groups_keep_their_ratio_during_warmup_and_none_rises():

@@ -12,16 +12,15 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, M
 def cosine_with_warmup(
     optimizer: Optimizer, total_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.01
 ) -> LRScheduler:
-    """Linear warm-up over ``warmup_steps`` (from 1/warmup_steps of the rate), then cosine decay to
-    ``min_lr_ratio`` of the base rate (the largest group's; a group below that floor stays where it is)."""
-    warmup_steps = min(warmup_steps, max(0, total_steps - 1))
-    warmup_steps = warmup_steps if warmup_steps >= 2 else 0  # a warm-up of one step starts at the full rate
+    """Linear warm-up over ``warmup_steps`` (from 1/warmup_steps of the rate; at least one step at the
+    full rate), then cosine decay to ``min_lr_ratio`` of the base rate (the largest group's; a group
+    below that floor stays where it is). Always the same two schedulers, so that a resumed run with
+    another number of steps loads the state it saved."""
+    warmup_steps = max(1, min(warmup_steps, total_steps - 1))
     rates = [group["lr"] for group in optimizer.param_groups]
     floor = min(min_lr_ratio * max(rates), min(rates))
     cosine = CosineAnnealingLR(optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=floor)
-    if not warmup_steps:
-        return cosine
-    warmup = LinearLR(optimizer, start_factor=1 / warmup_steps, end_factor=1.0, total_iters=warmup_steps - 1)
+    warmup = LinearLR(optimizer, start_factor=1 / warmup_steps, end_factor=1.0, total_iters=max(1, warmup_steps - 1))
     return SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])
 
 
