@@ -132,3 +132,8 @@ def test_when_tracking_runs(fn, epoch, max_epochs, every, expected):
     assert TrackingEvaluator(SequenceTracker(), every_n_epochs=every).should_run(trainer) is expected
     trainer.sanity_checking = True
     assert TrackingEvaluator(SequenceTracker(), every_n_epochs=every).should_run(trainer) is False
+
+
+def test_validation_windows_that_share_no_frame_are_refused_before_training(tiny_cfg):
+    with pytest.raises(ConfigError, match=r"data.val_stride=3; expected 1 <= val_stride < data.clip_len=3"):
+        train(tiny_cfg("data.val_stride=3"))

@@ -71,7 +71,9 @@ class TrackingEvaluator(L.Callback):
         return epoch % self.every_n_epochs == 0 or last
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage == "validate" or (stage == "fit" and self.every_n_epochs > 0):
+        """Refuse windows that cannot be linked before training starts, not at the first validation."""
+        validates = trainer.limit_val_batches != 0
+        if validates and (stage == "validate" or (stage == "fit" and self.every_n_epochs > 0)):
             check_overlap(trainer.datamodule.clip_len, trainer.datamodule.val_stride)
 
     # --- collecting the validation loop's predictions ---------------------------------------------
