@@ -60,8 +60,8 @@ class CachedData(L.LightningDataModule):
 
 
 class PlainLoop:
-    """One training step of ``module``'s model in plain PyTorch: forward, loss, backward, the run's
-    gradient clipping, optimiser and scheduler step. No logging, no callbacks."""
+    """One training step of ``module``'s model in plain PyTorch: the module's own ``loss_step`` (forward and
+    loss), backward, the run's gradient clipping, optimiser and scheduler step. No logging, no callbacks."""
 
     def __init__(self, module: SceneModelLightningModule, cfg: DictConfig, total_steps: int) -> None:
         self.module = copy.deepcopy(module)
@@ -73,11 +73,7 @@ class PlainLoop:
         self.clip_algorithm = cfg.trainer.get("gradient_clip_algorithm") or "norm"
 
     def step(self, batch: SceneBatch) -> torch.Tensor:
-        module = self.module
-        dn_state = module.head_adapter.make_denoising(batch.tracks, module.model.num_queries)
-        queries = dn_state.queries if dn_state else None
-        outputs = module.model(module.input_frames(batch.frames), batch.padding_mask, batch.image_sizes, queries)
-        loss = module.head_adapter.compute_loss(outputs, batch.tracks, batch.padding_mask, dn_state)["total"]
+        loss = self.module.loss_step(batch, train=True)[0]["total"]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.clip:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from omegaconf import OmegaConf
 
+from scene_model.training.run import start_method
 from tests.conftest import tiny_overrides
 from tests.test_cli import run_train
 from tests.test_train import read_events
@@ -38,3 +40,13 @@ def test_local_sweep_with_script_ddp_is_refused_with_the_alternatives(tiny_root,
     assert result.returncode != 0
     assert "ddp_spawn" in output and "hydra/launcher=slurm" in output
     assert not list(tmp_path.glob("multiruns/*/0/checkpoints"))
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [("ddp", "popen"), ("ddp_spawn", "spawn"), ("auto", "popen"), ("fsdp", "popen"),
+     ({"_target_": "lightning.pytorch.strategies.DDPStrategy"}, "popen"),
+     ({"_target_": "lightning.pytorch.strategies.DDPStrategy", "start_method": "spawn"}, "spawn")],
+)
+def test_start_method_read_from_the_strategy_config(strategy, expected):
+    assert start_method(OmegaConf.create(strategy) if isinstance(strategy, dict) else strategy) == expected

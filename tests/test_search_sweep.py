@@ -62,3 +62,10 @@ def test_failed_trials_are_recorded_and_the_search_goes_on(tiny_root, tmp_path):
     assert "Best value" in result.stdout
     assert "embed_dim must be divisible by num_heads" in (search_dir / "1" / "train.log").read_text()
     assert "diverged" in (search_dir / "2" / "train.log").read_text()
+
+
+@pytest.mark.slow
+def test_a_trial_with_test_true_completes(tiny_root, tmp_path):
+    search(tmp_path, tiny_root, "debug=fast", "test=true", "hydra.sweeper.n_trials=1")
+    trials = load_study(tmp_path / "searches" / "train", "train").trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] and trials[0].value is not None

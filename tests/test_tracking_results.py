@@ -43,13 +43,13 @@ def test_rewrite_replaces_the_folder_and_a_failed_write_keeps_the_old_one(tmp_pa
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("1,1,1,1,1,1\n", r"res\.txt:1: expected MOTChallenge rows.*found 6 columns"),
+        ("1,1,1,1,1,1\n", r"res\.txt:1: expected at least 7 comma-separated columns \(frame,id,.*found 6"),
         ("1,1,1,1,1,1,1\n1,2,1,x,1,1,1\n", r"res\.txt:2: a column is not a number"),
-        ("0,1,1,1,1,1,1\n", r"res\.txt:1: frame must be an integer in 1\.\.5"),
-        ("6,1,1,1,1,1,1\n", r"res\.txt:1: frame must be an integer in 1\.\.5"),
+        ("0,1,1,1,1,1,1\n", r"res\.txt:1: frame must be a 1-based integer in 1\.\.5"),
+        ("6,1,1,1,1,1,1\n", r"res\.txt:1: frame must be a 1-based integer in 1\.\.5"),
         ("1,1.5,1,1,1,1,1\n", r"res\.txt:1: id must be an integer"),
         ("1,1,1,1,-2,1,1\n", r"res\.txt:1: negative box size"),
-        ("1,4,1,1,1,1,1\n\n1,4,2,2,1,1,1\n", r"res\.txt:3: id 4 appears twice in frame 1 \(first on line 1\)"),
+        ("1,4,1,1,1,1,1\n\n1,4,2,2,1,1,1\n", r"res\.txt:3: track id 4 appears twice in frame 1 \(first at line 1\)"),
     ],
 )
 def test_bad_result_lines_name_file_and_line(tmp_path, text, message):

@@ -10,14 +10,16 @@ from torchvision.ops import box_convert
 from scene_model.data import DancetrackDataModule
 from scene_model.data.dataset import ClipDataset
 from scene_model.errors import ConfigError
+from scene_model.tools.oracle import main as oracle_main
+from scene_model.tools.oracle import oracle_predict
 from scene_model.tracking import SequenceTracker, boxes_in_pixels, evaluate_mot, write_results
-from scene_model.tracking.oracle import main as oracle_main
-from scene_model.tracking.oracle import oracle_predict
+from scene_model.tracking.predictions import window_predictions
+from scene_model.tracking.sequence_tracker import check_overlap
 
 
-def datamodule(root, clip_len=3, eval_size=108):
+def datamodule(root, clip_len=3, eval_size=108, **options):
     """At the default size frames are only enlarged, so the transform drops no (1-pixel) box."""
-    return DancetrackDataModule(root=str(root), clip_len=clip_len, eval_size=eval_size, max_size=400, num_workers=0)
+    return DancetrackDataModule(root=str(root), clip_len=clip_len, eval_size=eval_size, max_size=400, num_workers=0, **options)
 
 
 def test_every_frame_is_in_a_window_and_windows_overlap(tiny_root):
@@ -36,10 +38,11 @@ def test_every_frame_is_in_a_window_and_windows_overlap(tiny_root):
 
 def test_boxes_in_pixels_inverts_resize_and_padding(tiny_root):
     """Targets of a batch mixing two frame sizes, read as predictions, come back as the gt pixels."""
-    dm = datamodule(tiny_root, eval_size=64)
-    records = dm.load_split("train")
+    dm = datamodule(tiny_root, eval_size=64, val_stride=2, eval_batch_size=64)
+    split = dm.eval_split("train")
+    records = split.sequences
     assert len({(r.info.width, r.info.height) for r in records}) == 2
-    loader = SequenceTracker(stride=2, batch_size=64).windows(records, 3, dm.eval_transform)
+    loader = dm.eval_windows(split)
     batch = next(iter(loader))
     assert len(set(batch.sequence_ids)) == 2
     tracks = batch.tracks
@@ -62,11 +65,10 @@ def test_boxes_in_pixels_inverts_resize_and_padding(tiny_root):
 
 @pytest.mark.parametrize(("stride", "shuffle"), [(2, False), (2, True), (1, True)])
 def test_ground_truth_windows_track_to_hota_100(tiny_root, tmp_path, stride, shuffle):
-    dm = datamodule(tiny_root)
-    records = dm.load_split("val")
-    tracker = SequenceTracker(stride=stride, batch_size=3)
-    loader = tracker.windows(records, dm.clip_len, dm.eval_transform)
-    results = tracker.track(oracle_predict(shuffle=shuffle), loader, [r.info.name for r in records])
+    dm = datamodule(tiny_root, val_stride=stride, eval_batch_size=3)
+    split = dm.eval_split("val")
+    records = split.sequences
+    results = SequenceTracker().track(oracle_predict(shuffle=shuffle), dm.eval_windows(split), list(split.lengths))
     for record in records:
         rows = results[record.info.name]
         assert len(rows) == len(record.gt)  # every gt box once: no frame written twice
@@ -78,10 +80,11 @@ def test_ground_truth_windows_track_to_hota_100(tiny_root, tmp_path, stride, shu
 
 
 def test_hota_falls_as_the_boxes_get_noisier(tiny_root, tmp_path):
-    dm = datamodule(tiny_root)
-    records = dm.load_split("val")
-    tracker = SequenceTracker(batch_size=8)
-    windows = list(tracker.windows(records, dm.clip_len, dm.eval_transform))
+    dm = datamodule(tiny_root, eval_batch_size=8)
+    split = dm.eval_split("val")
+    records = split.sequences
+    tracker = SequenceTracker()
+    windows = list(dm.eval_windows(split))
     hota = []
     for jitter in (0.0, 0.05, 0.15):
         results = tracker.track(oracle_predict(jitter=jitter), windows, [records[0].info.name])
@@ -90,9 +93,10 @@ def test_hota_falls_as_the_boxes_get_noisier(tiny_root, tmp_path):
 
 
 def test_a_blind_model_yields_empty_results_and_zero_hota(tiny_root, tmp_path):
-    dm = datamodule(tiny_root)
-    records = dm.load_split("val")
-    tracker = SequenceTracker(batch_size=4)
+    dm = datamodule(tiny_root, eval_batch_size=4)
+    split = dm.eval_split("val")
+    records = split.sequences
+    tracker = SequenceTracker()
     oracle = oracle_predict()
 
     def blind(batch):
@@ -100,20 +104,39 @@ def test_a_blind_model_yields_empty_results_and_zero_hota(tiny_root, tmp_path):
         outputs["exist_conf"] = torch.zeros_like(outputs["exist_conf"])
         return outputs
 
-    results = tracker.track(blind, tracker.windows(records, 3, dm.eval_transform), [records[0].info.name])
+    results = tracker.track(blind, dm.eval_windows(split), [records[0].info.name])
     assert results[records[0].info.name].shape == (0, 7)
     combined = evaluate_mot(tiny_root / "val", write_results(tmp_path / "val", results)).combined
     assert combined["HOTA"] == 0.0 and combined["FN"] == len(records[0].gt)
 
 
-@pytest.mark.parametrize(("stride", "clip_len", "match"), [(3, 3, "eval.tracker.stride=3"), (0, 3, "stride=0"), (None, 1, "clip_len >= 2")])
-def test_windows_must_overlap(stride, clip_len, match):
+@pytest.mark.parametrize(("clip_len", "stride", "match"), [(3, 3, "data.val_stride=3"), (3, 0, "val_stride=0"), (1, 1, "clip_len >= 2")])
+def test_windows_must_overlap(clip_len, stride, match):
     with pytest.raises(ConfigError, match=match):
-        SequenceTracker(stride=stride).resolve_stride(clip_len)
+        check_overlap(clip_len, stride)
 
 
-def test_default_stride_shares_one_frame():
-    assert SequenceTracker().resolve_stride(5) == 4
+def test_default_evaluation_windows_share_one_frame(tiny_root):
+    assert datamodule(tiny_root, clip_len=5).val_stride == 4
+
+
+def test_linking_takes_windows_in_any_order_and_once(tiny_root):
+    """Under DDP the windows of a sequence come from several processes, padded with repeats."""
+    dm = datamodule(tiny_root, eval_batch_size=2)
+    split = dm.eval_split("val")
+    oracle = oracle_predict(seed=1)
+    windows = [w for batch in dm.eval_windows(split) for w in window_predictions(oracle(batch), batch)]
+    tracker = SequenceTracker()
+    ordered = tracker.link(windows, list(split.lengths))
+    shuffled = tracker.link(windows[::-1] + windows[:2], list(split.lengths))
+    for name in split.lengths:
+        np.testing.assert_array_equal(ordered[name], shuffled[name])
+        assert len(ordered[name]) == len(split.sequences[0].gt)
+
+
+def test_thresholds_are_checked_once_and_name_the_config_key():
+    with pytest.raises(ConfigError, match="eval.tracker: need 0 <= keep_threshold"):
+        SequenceTracker(start_threshold=0.3, keep_threshold=0.5)
 
 
 def test_oracle_command_prints_the_ceiling(tiny_root, capsys):

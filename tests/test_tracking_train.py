@@ -9,14 +9,20 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 from lightning.pytorch.trainer.states import TrainerFn
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from scene_model.data import DancetrackDataModule
+from scene_model.data.dataset import ClipDataset
 from scene_model.errors import ConfigError
+from scene_model.models.scene_model import SceneModel
+from scene_model.tools import threshold_sweep
+from scene_model.tools.oracle import oracle_predict
 from scene_model.tracking import SequenceTracker
-from scene_model.tracking.oracle import oracle_predict
 from scene_model.tracking.trackeval_metrics import HEADLINE
 from scene_model.training.callbacks import TrackingEvaluator
+from scene_model.training.lit_module import SceneModelLightningModule
 from scene_model.training.run import train
 
 
@@ -39,17 +45,52 @@ def test_fit_logs_tracking_metrics_writes_results_and_the_track_picture(tiny_cfg
 
 
 def test_evaluate_only_run_scores_val_and_writes_the_submission(tiny_cfg, monkeypatch):
-    """With the model replaced by the ground truth, the whole path must report HOTA 100."""
-    original = SequenceTracker.track
-    monkeypatch.setattr(SequenceTracker, "track", lambda self, predict, *a: original(self, oracle_predict(), *a))
-    cfg = tiny_cfg("train=false", "optimized_metric=val/HOTA", "data.eval_size=108")
+    """With the validation loop's predictions replaced by the ground truth, the whole path must
+    report HOTA 100; the submission split (no gt) is tracked from a blind model."""
+    oracle = oracle_predict()
+    monkeypatch.setattr(SceneModelLightningModule, "validation_step", lambda self, batch, i: {"outputs": oracle(batch)})
+    forward = SceneModelLightningModule.forward
+
+    def blind(self, *args):
+        outputs = forward(self, *args)
+        return {**outputs, "exist_conf": torch.zeros_like(outputs["exist_conf"])}
+
+    monkeypatch.setattr(SceneModelLightningModule, "forward", blind)
+    cfg = tiny_cfg("train=false", "optimized_metric=val/HOTA", "data.eval_size=108", "trainer.limit_val_batches=1.0")
     assert train(cfg) == pytest.approx(100.0, abs=1e-3)
     tracking = Path(cfg.paths.output_dir) / "tracking"
     assert (tracking / "val" / "synth0003.txt").is_file()
     assert sorted(p.name for p in (tracking / "test").iterdir()) == ["synth0004.txt"]
     with zipfile.ZipFile(tracking / "test.zip") as bundle:
         assert bundle.namelist() == ["synth0004.txt"]
-    assert (tracking / "test" / "synth0004.txt").read_text() == ""  # the test split has no gt to show the oracle
+    assert (tracking / "test" / "synth0004.txt").read_text() == ""
+
+
+def test_an_epoch_decodes_and_runs_each_val_window_once(tiny_cfg, monkeypatch):
+    """Losses, pictures and tracking metrics come from one validation pass over the overlapping windows."""
+    decoded, forwards = [], []
+    getitem, model_forward = ClipDataset.__getitem__, SceneModel.forward
+
+    def counting_getitem(self, index):
+        clip = getitem(self, index)
+        if not self.train:
+            decoded.append((clip.sequence_id, tuple(clip.frame_indices.tolist())))
+        return clip
+
+    def counting_forward(self, frames, *args, **kwargs):
+        if not self.training:
+            forwards.append(frames.shape[0])
+        return model_forward(self, frames, *args, **kwargs)
+
+    monkeypatch.setattr(ClipDataset, "__getitem__", counting_getitem)
+    monkeypatch.setattr(SceneModel, "forward", counting_forward)
+    cfg = tiny_cfg("trainer.limit_val_batches=1.0", "data.clip_len=4", "optimized_metric=val/HOTA")
+    assert train(cfg) is not None
+    windows = ClipDataset(DancetrackDataModule(str(cfg.data.root)).load_split("val"), 4, None, train=False, stride=3)
+    expected = [(windows.sequences[s].info.name, tuple(range(f, f + 4))) for s, f in zip(windows.seq_index, windows.starts, strict=True)]
+    assert decoded == expected  # each window once, consecutive windows sharing one frame
+    assert sum(forwards) == len(expected)  # and each through the model once
+    assert (Path(cfg.paths.output_dir) / "tracking" / "val_metrics.json").is_file()
 
 
 @pytest.mark.slow
@@ -62,6 +103,9 @@ def test_evaluate_only_from_a_checkpoint(tiny_cfg, tmp_path):
     value = train(cfg)
     assert value is not None and 0.0 <= value <= 100.0
     assert (Path(cfg.paths.output_dir) / "tracking" / "test.zip").is_file()
+    rows = threshold_sweep.main([str(ckpt), "--start", "0.5", "0.1", "--keep", "0.1", "--device", "cpu"])
+    assert [(r.start_threshold, r.keep_threshold) for r in rows] == [(0.5, 0.1), (0.1, 0.1)]
+    assert all(0.0 <= r.metrics["HOTA"] <= 100.0 for r in rows)
 
 
 def test_a_missing_submit_split_names_the_key(tiny_cfg):
@@ -88,3 +132,8 @@ def test_when_tracking_runs(fn, epoch, max_epochs, every, expected):
     assert TrackingEvaluator(SequenceTracker(), every_n_epochs=every).should_run(trainer) is expected
     trainer.sanity_checking = True
     assert TrackingEvaluator(SequenceTracker(), every_n_epochs=every).should_run(trainer) is False
+
+
+def test_validation_windows_that_share_no_frame_are_refused_before_training(tiny_cfg):
+    with pytest.raises(ConfigError, match=r"data.val_stride=3; expected 1 <= val_stride < data.clip_len=3"):
+        train(tiny_cfg("data.val_stride=3"))

@@ -75,3 +75,24 @@ def test_backbone_frozen_until_unfreeze_after(tiny_cfg, monkeypatch):
     assert all(same), "frozen backbone weights changed in epoch 0"
     changed = [not torch.equal(a, b) for a, b in zip(recorder.weights[1], recorder.weights["end1"], strict=True)]
     assert any(changed), "backbone did not train after unfreezing"
+
+
+class RecordMetrics(Callback):
+    """What callback_metrics hold at the end of validation and of testing (in ``SEEN``)."""
+
+    SEEN: dict = {}
+
+    def on_validation_end(self, trainer, pl_module):
+        self.SEEN["val/total"] = float(trainer.callback_metrics["val/total"])
+
+    def on_test_end(self, trainer, pl_module):
+        self.SEEN["after_test"] = set(trainer.callback_metrics)
+
+
+def test_test_true_returns_the_metric_optimised_before_testing(tiny_cfg):
+    """trainer.test starts callback_metrics afresh: the value returned is the val/ one read before it."""
+    RecordMetrics.SEEN.clear()
+    value = train(tiny_cfg("test=true", "+callbacks.record._target_=tests.test_train.RecordMetrics"))
+    seen = RecordMetrics.SEEN
+    assert value is not None and value == seen["val/total"]
+    assert "val/total" not in seen["after_test"] and any(k.startswith("test/") for k in seen["after_test"])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from scene_model.data.collate import collate_tracking
 from scene_model.data.dataset import ClipDataset, SequenceRecord
@@ -18,12 +19,34 @@ from scene_model.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransfo
 from scene_model.data.types import SceneBatch
 
 
+@dataclass(frozen=True)
+class EvalSplit:
+    """A split evaluated as whole sequences: its folder (where the ground truth is) and its sequences."""
+
+    directory: Path
+    sequences: list[SequenceRecord]
+
+    @property
+    def name(self) -> str:
+        return self.directory.name
+
+    @property
+    def lengths(self) -> dict[str, int]:
+        """{sequence name: number of frames}, in the split's order."""
+        return {r.info.name: r.info.length for r in self.sequences}
+
+
 class DancetrackDataModule(L.LightningDataModule):
     """Train/val/test loaders over ``root`` in the MOTChallenge/DanceTrack layout.
 
     With ``synthetic`` set (a dict of SyntheticSpec options), the synthetic data set is generated
     at ``root`` on first use. The train and val splits must have gt/gt.txt; the test split may lack
     it (DanceTrack's test split has none), its clips then carry no boxes.
+
+    Validation and test run over the evaluation windows: ``clip_len`` frames every ``val_stride``
+    frames (default ``clip_len - 1``: consecutive windows share one frame), the last one ending on
+    the sequence's last frame. The tracker links these same windows into tracks, so the validation
+    loop's predictions serve the losses, the pictures and the tracking metrics.
     """
 
     def __init__(
@@ -60,7 +83,7 @@ class DancetrackDataModule(L.LightningDataModule):
         self.clip_len = clip_len
         self.max_interval = max_interval
         self.train_stride = train_stride
-        self.val_stride = val_stride or clip_len
+        self.val_stride = val_stride or max(1, clip_len - 1)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -111,16 +134,36 @@ class DancetrackDataModule(L.LightningDataModule):
             stride=self.val_stride, skip_bad_frames=self.skip_bad_frames,
         )
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def eval_split(self, split: str | None = None, require_gt: bool = True) -> EvalSplit:
+        """A split to evaluate as whole sequences: by default the validation split, with the sequences
+        the validation loader reads (loaded once); else the ``split`` folder, read now."""
+        if split is None:
+            if "val" not in self.datasets:
+                self.setup("validate")
+            return EvalSplit(self.root / self.splits["val"], self.datasets["val"].sequences)
+        return EvalSplit(self.root / split, self.load_split(split, require_gt))
+
+    def eval_windows(self, split: EvalSplit, part: tuple[int, int] = (0, 1)) -> DataLoader:
+        """The evaluation windows of ``split`` in order, batched as in validation (for tracking a split
+        outside the validation loop: a submission, a checkpoint's threshold sweep). ``part`` = (index,
+        count): every count-th window from the index-th, a process's share."""
+        dataset = ClipDataset(
+            split.sequences, self.clip_len, self.eval_transform, train=False, stride=self.val_stride,
+            skip_bad_frames=self.skip_bad_frames,
+        )
+        index, count = part
+        return self._loader(dataset if count == 1 else Subset(dataset, range(index, len(dataset), count)), shuffle=False)
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=self.batch_size if shuffle else self.eval_batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
             collate_fn=collate_tracking,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
-            drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
+            drop_last=shuffle and len(dataset) > self.batch_size,
         )
 
     def on_before_batch_transfer(self, batch: SceneBatch, dataloader_idx: int) -> SceneBatch:
@@ -139,10 +182,10 @@ class DancetrackDataModule(L.LightningDataModule):
             )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader(self.datasets["train"], shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader(self.datasets["val"], shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader(self.datasets["test"], shuffle=False)

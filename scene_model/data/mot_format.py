@@ -103,11 +103,13 @@ def read_seqinfo(seq_dir: Path) -> SequenceInfo:
     return info
 
 
-def _parse_gt_lines(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Parse gt.txt line by line into (float64[M, 9], 1-based line numbers int64[M]).
-
-    The slow, exact path: a malformed line raises with its line number.
-    """
+def parse_mot_lines(
+    path: Path, columns: int, required: int, columns_help: str, num_frames: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Parse a MOTChallenge text file (gt.txt or a result file) line by line into (float64[M, columns],
+    1-based line numbers int64[M]); optional columns missing from a line are 1. The exact path: a
+    malformed line raises with the file and its line number (fewer than ``required`` columns, a
+    column that is not a number, a frame that is not an integer in 1..``num_frames``)."""
     rows, line_numbers = [], []
     with open(path) as handle:
         for line_no, line in enumerate(handle, start=1):
@@ -115,21 +117,40 @@ def _parse_gt_lines(path: Path) -> tuple[np.ndarray, np.ndarray]:
             if not line:
                 continue
             fields = line.replace(" ", "").split(",")
-            if len(fields) < 6:
+            where = f"{path}:{line_no}"
+            if len(fields) < required:
                 raise DataFormatError(
-                    f"{path}:{line_no}: expected at least 6 comma-separated columns ({GT_COLUMNS}), "
+                    f"{where}: expected at least {required} comma-separated columns ({columns_help}), "
                     f"found {len(fields)}: {line!r}"
                 )
-            fields = (fields + ["1", "1", "1"])[:9]
+            fields = (fields + ["1"] * columns)[:columns]
             try:
                 values = [float(value) for value in fields]
             except ValueError:
-                raise DataFormatError(f"{path}:{line_no}: a column is not a number: {line!r}") from None
-            if not values[0] >= 1 or values[0] != int(values[0]):
-                raise DataFormatError(f"{path}:{line_no}: frame must be a 1-based integer, found {fields[0]!r}")
+                raise DataFormatError(f"{where}: a column is not a number: {line!r}") from None
+            frame = values[0]
+            if not frame >= 1 or frame != int(frame) or (num_frames is not None and frame > num_frames):
+                limit = f" in 1..{num_frames}" if num_frames is not None else ""
+                raise DataFormatError(f"{where}: frame must be a 1-based integer{limit}, found {fields[0]!r}")
             rows.append(values)
             line_numbers.append(line_no)
-    return np.asarray(rows, dtype=np.float64).reshape(-1, 9), np.asarray(line_numbers, dtype=np.int64)
+    return np.asarray(rows, dtype=np.float64).reshape(-1, columns), np.asarray(line_numbers, dtype=np.int64)
+
+
+def check_unique_ids(path: Path, frames: np.ndarray, ids: np.ndarray, line_numbers: np.ndarray) -> None:
+    """Raise, naming both lines, at the first (frame, id) pair that appears twice."""
+    seen: dict[tuple[int, int], int] = {}
+    for frame, track, line_no in zip(frames.astype(np.int64).tolist(), ids.astype(np.int64).tolist(), line_numbers.tolist(), strict=True):
+        if (frame, track) in seen:
+            raise DataFormatError(
+                f"{path}:{line_no}: track id {track} appears twice in frame {frame} (first at line {seen[frame, track]})"
+            )
+        seen[frame, track] = line_no
+
+
+def _parse_gt_lines(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """gt.txt line by line: (float64[M, 9], line numbers); the slow path that names a bad line."""
+    return parse_mot_lines(path, 9, 6, GT_COLUMNS)
 
 
 def _parse_gt(path: Path) -> np.ndarray:
@@ -172,13 +193,7 @@ def _raise_duplicate_id(path: Path, class_ids: tuple[int, ...] | None) -> None:
     """Name both lines of the first (frame, id) pair that appears twice among the kept rows."""
     rows, line_numbers = _parse_gt_lines(path)
     keep = _kept_rows(rows, class_ids)
-    seen: dict[tuple[int, int], int] = {}
-    for (frame, track), line_no in zip(rows[keep, :2].astype(np.int64).tolist(), line_numbers[keep].tolist(), strict=True):
-        if (frame, track) in seen:
-            raise DataFormatError(
-                f"{path}:{line_no}: track id {track} appears twice in frame {frame} (first at line {seen[frame, track]})"
-            )
-        seen[frame, track] = line_no
+    check_unique_ids(path, rows[keep, 0], rows[keep, 1], line_numbers[keep])
 
 
 def read_gt(info: SequenceInfo, class_ids: tuple[int, ...] | None = None) -> GroundTruth:

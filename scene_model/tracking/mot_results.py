@@ -17,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from scene_model.data.mot_format import check_unique_ids, parse_mot_lines
 from scene_model.errors import DataFormatError
 
 RESULT_COLUMNS = ("frame", "id", "left", "top", "width", "height", "score")
-FORMAT_HELP = "expected MOTChallenge rows frame,id,left,top,width,height,score[,-1,-1,-1]"
+FORMAT = "frame,id,left,top,width,height,score[,-1,-1,-1]"
+FORMAT_HELP = f"expected MOTChallenge rows {FORMAT}"
 
 
 def empty_rows() -> np.ndarray:
@@ -70,34 +72,15 @@ def read_results(path: Path, num_frames: int | None = None) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(f"missing result file {path}; {FORMAT_HELP}, one <sequence>.txt a sequence")
-    rows, seen = [], {}
-    with open(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            text = line.strip()
-            if not text:
-                continue
-            fields = text.replace(" ", "").split(",")
-            where = f"{path}:{line_no}"
-            if len(fields) < len(RESULT_COLUMNS):
-                raise DataFormatError(f"{where}: {FORMAT_HELP}; found {len(fields)} columns: {text!r}")
-            try:
-                values = [float(v) for v in fields[: len(RESULT_COLUMNS)]]
-            except ValueError:
-                raise DataFormatError(f"{where}: a column is not a number: {text!r}") from None
-            frame, track_id, _, _, width, height, _ = values
-            if frame != int(frame) or frame < 1 or (num_frames is not None and frame > num_frames):
-                limit = f"1..{num_frames}" if num_frames is not None else ">= 1"
-                raise DataFormatError(f"{where}: frame must be an integer in {limit}, found {fields[0]!r}")
-            if track_id != int(track_id):
-                raise DataFormatError(f"{where}: id must be an integer, found {fields[1]!r}")
-            if width < 0 or height < 0:
-                raise DataFormatError(f"{where}: negative box size: {text!r}")
-            key = (int(frame), int(track_id))
-            if key in seen:
-                raise DataFormatError(f"{where}: id {key[1]} appears twice in frame {key[0]} (first on line {seen[key]})")
-            seen[key] = line_no
-            rows.append(values)
-    return np.asarray(rows, dtype=np.float64).reshape(-1, len(RESULT_COLUMNS))
+    rows, line_numbers = parse_mot_lines(path, len(RESULT_COLUMNS), len(RESULT_COLUMNS), FORMAT, num_frames)
+    bad_id = rows[:, 1] != np.floor(rows[:, 1])
+    if bad_id.any():
+        raise DataFormatError(f"{path}:{line_numbers[bad_id][0]}: id must be an integer, found {float(rows[bad_id][0, 1])}")
+    negative = (rows[:, 4] < 0) | (rows[:, 5] < 0)
+    if negative.any():
+        raise DataFormatError(f"{path}:{line_numbers[negative][0]}: negative box size (width, height): {rows[negative][0, 4:6].tolist()}")
+    check_unique_ids(path, rows[:, 0], rows[:, 1], line_numbers)
+    return rows
 
 
 def zip_results(directory: Path, archive: Path | None = None) -> Path:

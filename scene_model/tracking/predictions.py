@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 from torch import Tensor
 from torchvision.ops import box_convert
@@ -39,3 +42,32 @@ def boxes_in_pixels(outputs: dict[str, Tensor], batch: SceneBatch) -> Tensor:
     xyxy = box_convert(cxcywh * scale, "cxcywh", "xyxy")
     limits = torch.stack([orig_w, orig_h, orig_w, orig_h], dim=-1)[:, None, None, :]
     return torch.minimum(xyxy.clamp(min=0), limits)
+
+
+@dataclass
+class WindowPrediction:
+    """What the tracker keeps of one window: its frames and every query's box and score there."""
+
+    sequence: str
+    frames: np.ndarray  # int64[T'], 1-based, increasing (padded frames left out)
+    boxes: Tensor  # float[T', Q, 4] (x1, y1, x2, y2) pixels of the original images, on the CPU
+    scores: Tensor  # float[T', Q], on the CPU
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """(sequence, first frame): the window's place in its sequence."""
+        return self.sequence, int(self.frames[0]) if len(self.frames) else 0
+
+
+def window_predictions(outputs: dict[str, Tensor], batch: SceneBatch) -> list[WindowPrediction]:
+    """The model outputs of ``batch`` (boxes and scores, the ``aux`` outputs are not read), one
+    WindowPrediction per sample, moved to the CPU."""
+    boxes = boxes_in_pixels(outputs, batch)
+    scores = prediction_scores(outputs).float().cpu()
+    padding = batch.padding_mask.cpu()
+    windows = []
+    for b, name in enumerate(batch.sequence_ids):
+        valid = ~padding[b]
+        frames = batch.frame_indices[b][valid].numpy()
+        windows.append(WindowPrediction(name, frames, boxes[b][valid], scores[b][valid]))
+    return windows

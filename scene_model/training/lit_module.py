@@ -69,14 +69,19 @@ class SceneModelLightningModule(L.LightningModule):
         """The frames as the model takes them (channels_last when that switch is on)."""
         return channels_last_frames(frames) if self.channels_last else frames
 
-    def _shared_step(self, batch: SceneBatch, stage: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        # Denoising queries (DINO) train only; validation and test losses stay those of the matching queries.
-        dn_state = self.head_adapter.make_denoising(batch.tracks, self.model.num_queries) if stage == "train" else None
+    def loss_step(self, batch: SceneBatch, train: bool) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """Forward and losses of one batch: (loss terms, model outputs). Training, validation, test and
+        the benchmark's plain loop all go through here. Denoising queries (DINO) train only; validation
+        and test losses stay those of the matching queries."""
+        dn_state = self.head_adapter.make_denoising(batch.tracks, self.model.num_queries) if train else None
+        queries = dn_state.queries if dn_state else None
         outputs = self.model(
-            self.input_frames(batch.frames), batch.padding_mask, batch.image_sizes,
-            dn_state.queries if dn_state else None, batch.frame_indices,
+            self.input_frames(batch.frames), batch.padding_mask, batch.image_sizes, queries, batch.frame_indices
         )
-        losses = self.head_adapter.compute_loss(outputs, batch.tracks, batch.padding_mask, dn_state)
+        return self.head_adapter.compute_loss(outputs, batch.tracks, batch.padding_mask, dn_state), outputs
+
+    def _logged_step(self, batch: SceneBatch, stage: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        losses, outputs = self.loss_step(batch, train=stage == "train")
         common = dict(on_step=stage == "train", on_epoch=True, batch_size=len(batch), sync_dist=True)
         # Lightning reads progress-bar values from the device at every batch end: a host sync per training
         # step. The training loss goes to the loggers only (read every trainer.log_every_n_steps).
@@ -86,15 +91,17 @@ class SceneModelLightningModule(L.LightningModule):
         return losses, outputs
 
     def training_step(self, batch: SceneBatch, batch_idx: int) -> Tensor:
-        losses, _ = self._shared_step(batch, "train")
-        return losses["total"]
+        return self._logged_step(batch, "train")[0]["total"]
 
     def validation_step(self, batch: SceneBatch, batch_idx: int) -> dict[str, Any]:
-        losses, outputs = self._shared_step(batch, "val")
-        return {"loss": losses["total"], "outputs": {k: v for k, v in outputs.items() if k not in ("aux", "enc")}}
+        """The losses, and the outputs (without ``aux`` and ``enc``) that the pictures and the tracker read."""
+        return self._evaluation_step(batch, "val")
 
     def test_step(self, batch: SceneBatch, batch_idx: int) -> dict[str, Any]:
-        losses, outputs = self._shared_step(batch, "test")
+        return self._evaluation_step(batch, "test")
+
+    def _evaluation_step(self, batch: SceneBatch, stage: str) -> dict[str, Any]:
+        losses, outputs = self._logged_step(batch, stage)
         return {"loss": losses["total"], "outputs": {k: v for k, v in outputs.items() if k not in ("aux", "enc")}}
 
     # --- optimisation -----------------------------------------------------------------------------

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+from lightning.pytorch.strategies import StrategyRegistry
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -33,14 +34,25 @@ def multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def check_launch(trainer: L.Trainer) -> None:
+def start_method(strategy: object) -> str:
+    """How the configured ``trainer.strategy`` starts its processes: the ``start_method`` of a registered
+    name (``ddp_spawn`` -> spawn) or of a strategy's config, else Lightning's default, "popen" (the
+    script is run again per device)."""
+    if isinstance(strategy, str):
+        entry = StrategyRegistry[strategy] if strategy in StrategyRegistry else {}
+        return entry.get("init_params", {}).get("start_method", "popen")
+    if isinstance(strategy, Mapping):
+        return strategy.get("start_method") or "popen"
+    return "popen"
+
+
+def check_launch(trainer: L.Trainer, strategy: object) -> None:
     """Refuse what fails later in confusing ways: Lightning re-running this script per device
     inside a local sweep (each copy would run the whole sweep again)."""
-    launcher = trainer.strategy.launcher
     environment = getattr(trainer.strategy, "cluster_environment", None)
     reruns_script = (
-        isinstance(launcher, _SubprocessScriptLauncher)
-        and trainer.num_devices > 1
+        trainer.num_devices > 1
+        and start_method(strategy) == "popen"
         and not (environment is not None and environment.creates_processes_externally)
     )
     if multirun() and reruns_script:
@@ -64,7 +76,8 @@ def refuse_to_overwrite(trainer: L.Trainer, ckpt_path: str | None) -> None:
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Fit (``train``), then evaluate (``test``); returns the value of ``optimized_metric``."""
+    """Fit (``train``) or validate, then test (``test``); returns the value of ``optimized_metric``
+    after fitting or validating."""
     validate_config(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
@@ -73,7 +86,7 @@ def train(cfg: DictConfig) -> float | None:
     datamodule = loader.build_datamodule()
     module = loader.build_lit_module()
     trainer = loader.build_trainer(loader.build_callbacks(), loader.build_logger(), plugins=cluster_plugins())
-    check_launch(trainer)
+    check_launch(trainer, cfg.trainer.get("strategy"))
     ckpt_path = cfg.get("ckpt_path")
     if cfg.get("train", True):
         ckpt_path = resume_ckpt_path(ckpt_path, trainer.checkpoint_callback)
@@ -90,10 +103,11 @@ def train(cfg: DictConfig) -> float | None:
         if not ckpt_path:
             log.warning("train=false without ckpt_path: evaluating an untrained model")
         trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    # Read before testing: trainer.test starts callback_metrics afresh, without the val/ metrics.
+    value = optimized_value(cfg.get("optimized_metric"), trainer.callback_metrics)
     if cfg.get("test", False):
         trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path)
-
-    return optimized_value(cfg.get("optimized_metric"), trainer.callback_metrics)
+    return value
 
 
 def optimized_value(metric_name: str | None, metrics: dict) -> float | None:

@@ -1,28 +1,29 @@
-"""Learning-rate schedules stepped every optimiser step; each takes (optimizer, total_steps, ...)."""
+"""Learning-rate schedules stepped every optimiser step: torch's schedulers, built from the config's
+keys; each takes (optimizer, total_steps, ...), ``total_steps`` filled in by the lit module."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, MultiStepLR, SequentialLR
 
 
-def cosine_with_warmup(optimizer: Optimizer, total_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.01) -> LambdaLR:
-    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr_ratio`` of the base rate."""
-    warmup_steps = min(warmup_steps, max(0, total_steps - 1))
+def cosine_with_warmup(
+    optimizer: Optimizer, total_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.01
+) -> LRScheduler:
+    """Linear warm-up over ``warmup_steps`` (from 1/warmup_steps of the rate; at least one step at the
+    full rate), then cosine decay to ``min_lr_ratio`` of the base rate (the largest group's; a group
+    below that floor stays where it is). Always the same two schedulers, so that a resumed run with
+    another number of steps loads the state it saved."""
+    warmup_steps = max(1, min(warmup_steps, total_steps - 1))
+    rates = [group["lr"] for group in optimizer.param_groups]
+    floor = min(min_lr_ratio * max(rates), min(rates))
+    cosine = CosineAnnealingLR(optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=floor)
+    warmup = LinearLR(optimizer, start_factor=1 / warmup_steps, end_factor=1.0, total_iters=max(1, warmup_steps - 1))
+    return SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])
 
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
-    return LambdaLR(optimizer, factor)
-
-
-def step_decay(optimizer: Optimizer, total_steps: int, milestones: Sequence[float] = (0.7,), gamma: float = 0.1) -> LambdaLR:
+def step_decay(optimizer: Optimizer, total_steps: int, milestones: Sequence[float] = (0.7,), gamma: float = 0.1) -> MultiStepLR:
     """Multiply the rate by ``gamma`` at each milestone, given as a fraction of the total steps."""
-    boundaries = [int(m * total_steps) for m in milestones]
-    return LambdaLR(optimizer, lambda step: gamma ** sum(step >= b for b in boundaries))
+    return MultiStepLR(optimizer, milestones=[int(m * total_steps) for m in milestones], gamma=gamma)

@@ -21,4 +21,4 @@ class TensorBoardResume(L.Callback):
         restart = Event(step=trainer.global_step, session_log=SessionLog(status=SessionLog.START))
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                logger.experiment._get_file_writer().add_event(restart)
+                logger.experiment.file_writer.add_event(restart)  # SummaryWriter opens it when built

@@ -1,37 +1,39 @@
-"""Tracking evaluation during training and in evaluate-only runs.
+"""Tracking evaluation during training and in evaluate-only runs, from the validation loop's predictions.
 
 Every ``every_n_epochs`` epochs (and at the last epoch) of a fit, and in every ``trainer.validate``
-run, the validation split is tracked as whole sequences, written as MOTChallenge result files and
+run, the predictions the validation loop made for its windows (the data module's overlapping
+evaluation windows) are linked into whole-sequence tracks, written as MOTChallenge result files and
 scored with TrackEval; HOTA, DetA, AssA, MOTA, IDF1 and IDSW are logged as ``val/<name>`` (so they
-reach TensorBoard and ``trainer.callback_metrics``, and can be ``optimized_metric``). An
-evaluate-only run also writes the results of ``submit_split`` (no ground truth needed) and zips
-them for the evaluation server.
+reach TensorBoard and ``trainer.callback_metrics``, and can be ``optimized_metric``). No window is
+decoded or run through the model a second time. An evaluate-only run also tracks ``submit_split``
+(no ground truth needed), writes its results and zips them for the evaluation server.
 
 Files under ``output_dir``: ``<split>/<sequence>.txt``, ``<split>_metrics.csv``/``.json``,
 ``<submit_split>/`` and ``<submit_split>.zip``; the picture ``<viz_dir>/epoch_NNN.png``.
-With several processes each tracks a share of the sequences; rank zero writes and scores.
+With several processes each predicts its share of the windows; rank zero links, writes and scores.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 import torch.distributed as dist
 from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import rank_zero_warn
+from torchvision.ops import box_convert
 
-from scene_model.data.dataset import SequenceRecord
-from scene_model.data.decode import FrameGeometry, decode_frame
 from scene_model.data.types import SceneBatch
 from scene_model.errors import ConfigError, DataFormatError
 from scene_model.tracking.mot_results import write_results, zip_results
-from scene_model.tracking.sequence_tracker import SequenceTracker
+from scene_model.tracking.predictions import WindowPrediction, window_predictions
+from scene_model.tracking.sequence_tracker import SequenceTracker, check_overlap
 from scene_model.tracking.trackeval_metrics import HEADLINE, evaluate_mot
-from scene_model.training.callbacks.visualization import publish_grid, render_tracks
+from scene_model.training.callbacks.visualization import publish_grid, render_tracks, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,8 @@ class TrackingEvaluator(L.Callback):
         self.output_dir = Path(output_dir)
         self.viz_frames = viz_frames
         self.viz_dir = Path(viz_dir) if viz_dir else None
-        self.last_metrics: dict[str, float] = {}
+        self.windows: list[WindowPrediction] | None = None  # collected during a validation that is scored
+        self.picture: PictureFrames | None = None
 
     def should_run(self, trainer: L.Trainer) -> bool:
         if trainer.sanity_checking:
@@ -67,31 +70,72 @@ class TrackingEvaluator(L.Callback):
         last = trainer.max_epochs is not None and trainer.max_epochs > 0 and epoch >= trainer.max_epochs
         return epoch % self.every_n_epochs == 0 or last
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Refuse windows that cannot be linked before training starts, not at the first validation."""
+        validates = trainer.limit_val_batches != 0
+        if validates and (stage == "validate" or (stage == "fit" and self.every_n_epochs > 0)):
+            check_overlap(trainer.datamodule.clip_len, trainer.datamodule.val_stride)
+
+    # --- collecting the validation loop's predictions ---------------------------------------------
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.windows, self.picture = None, None
         if not self.should_run(trainer):
             return
-        datamodule = trainer.datamodule
-        split = datamodule.splits["val"]
-        results, records = self.track_split(trainer, pl_module, split, with_gt=True)
+        self.windows = []
+        first = trainer.datamodule.eval_split().sequences[0].info
+        frames = np.unique(np.linspace(1, first.length, max(self.viz_frames, 0)).round().astype(int))
+        if self.viz_frames > 0:
+            datamodule = trainer.datamodule
+            self.picture = PictureFrames(first.name, set(frames.tolist()), datamodule.mean, datamodule.std)
+
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: SceneBatch, batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if self.windows is None:
+            return
+        self.windows += window_predictions(outputs["outputs"], batch)
+        if self.picture is not None:
+            self.picture.take(batch)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.windows is None:
+            return
+        shares = all_shares(trainer, (self.windows, self.picture))
+        self.windows, self.picture = None, None
+        windows = [w for share_windows, _ in shares for w in share_windows]
+        picture = PictureFrames.merge([p for _, p in shares if p is not None])
+        split = trainer.datamodule.eval_split()
         metrics = None
         if trainer.is_global_zero:
-            metrics = self.score(split, results, records, datamodule.root / split)
-            self.draw(trainer, records[0], results[records[0].info.name])
+            check_coverage(windows, split.lengths)
+            results = self.tracker.link(windows, list(split.lengths))
+            metrics = self.score(split.name, results, split.lengths, split.directory)
+            if picture is not None:
+                self.draw(trainer, picture, results[picture.sequence])
         metrics = trainer.strategy.broadcast(metrics, src=0)
-        self.last_metrics = metrics
         pl_module.log_dict({f"val/{name}": float(metrics[name]) for name in HEADLINE}, sync_dist=True)
         if trainer.state.fn == TrainerFn.VALIDATING and self.submit_split:
             self.write_submission(trainer, pl_module)
 
-    # --- tracking ---------------------------------------------------------------------------------
-    def track_split(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, split: str, with_gt: bool
-    ) -> tuple[dict[str, np.ndarray], list[SequenceRecord]]:
-        """Track every sequence of ``split`` (a share per process); every process gets all results."""
-        datamodule = trainer.datamodule
-        records = datamodule.load_split(split, require_gt=with_gt)
-        mine = records[trainer.global_rank :: trainer.world_size]
-        windows = self.tracker.windows(mine, datamodule.clip_len, datamodule.eval_transform)
+    # --- scoring and the submission ---------------------------------------------------------------
+    def score(self, split: str, results: dict[str, np.ndarray], lengths: dict[str, int], gt_dir: Path) -> dict:
+        """Write the results of ``split`` and score them; returns the combined metrics."""
+        results_dir = write_results(self.output_dir / split, results)
+        evaluation = evaluate_mot(gt_dir, results_dir, sequences=lengths, do_preproc=self.do_preproc)
+        evaluation.write_csv(self.output_dir / f"{split}_metrics.csv")
+        evaluation.write_json(self.output_dir / f"{split}_metrics.json")
+        log.info(f"tracking {split} ({results_dir}):\n{evaluation.table()}")
+        return evaluation.combined
+
+    def write_submission(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Track ``submit_split`` (its own windows: it is not the validation split) and write its result
+        folder and zip (ground truth not needed)."""
+        try:
+            split = trainer.datamodule.eval_split(self.submit_split, require_gt=False)
+        except DataFormatError as err:
+            raise ConfigError(f"eval.submit_split={self.submit_split} (null to skip): {err}") from None
+        loader = trainer.datamodule.eval_windows(split, part=(trainer.global_rank, trainer.world_size))
         precision = trainer.precision_plugin
 
         def predict(batch: SceneBatch) -> dict:
@@ -99,59 +143,80 @@ class TrackingEvaluator(L.Callback):
             with torch.no_grad(), precision.forward_context():
                 return pl_module(batch.frames, batch.padding_mask, batch.image_sizes)
 
-        was_training = pl_module.training
-        pl_module.eval()
-        started = time.perf_counter()
-        try:
-            results = self.tracker.track(predict, windows, [r.info.name for r in mine])
-        finally:
-            pl_module.train(was_training)
-        seconds = time.perf_counter() - started
-        log.info(f"tracked {len(mine)} {split} sequence(s), {len(windows.dataset)} windows, in {seconds:.1f} s")
-        if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
-            shares: list[dict | None] = [None] * trainer.world_size
-            dist.all_gather_object(shares, results)
-            results = {name: rows for share in shares for name, rows in share.items()}
-        return {r.info.name: results[r.info.name] for r in records}, records
-
-    def score(self, split: str, results: dict[str, np.ndarray], records: list[SequenceRecord], gt_dir: Path) -> dict:
-        """Write the results of ``split`` and score them; returns the combined metrics."""
-        results_dir = write_results(self.output_dir / split, results)
-        evaluation = evaluate_mot(
-            gt_dir, results_dir, sequences={r.info.name: r.info.length for r in records}, do_preproc=self.do_preproc
-        )
-        evaluation.write_csv(self.output_dir / f"{split}_metrics.csv")
-        evaluation.write_json(self.output_dir / f"{split}_metrics.json")
-        log.info(f"tracking {split} ({results_dir}):\n{evaluation.table()}")
-        return evaluation.combined
-
-    def write_submission(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Track ``submit_split`` and write its result folder and zip (ground truth not needed)."""
-        try:
-            results, _ = self.track_split(trainer, pl_module, self.submit_split, with_gt=False)
-        except DataFormatError as err:
-            raise ConfigError(f"eval.submit_split={self.submit_split} (null to skip): {err}") from None
+        windows = [w for batch in loader for w in window_predictions(predict(batch), batch)]
+        windows = [w for share in all_shares(trainer, windows) for w in share]
         if trainer.is_global_zero:
+            results = self.tracker.link(windows, list(split.lengths))
             results_dir = write_results(self.output_dir / self.submit_split, results)
             archive = zip_results(results_dir)
             log.info(f"tracking {self.submit_split}: results for submission in {results_dir} and {archive}")
 
     # --- picture ----------------------------------------------------------------------------------
-    def draw(self, trainer: L.Trainer, record: SequenceRecord, rows: np.ndarray) -> None:
-        """``viz_frames`` frames spread over the sequence, boxes coloured by track id."""
-        if self.viz_frames <= 0:
+    def draw(self, trainer: L.Trainer, picture: PictureFrames, rows: np.ndarray) -> None:
+        """The picture's frames with the tracked boxes coloured by track id, ground truth in white."""
+        if not picture.frames:
             return
-        frames = np.unique(np.linspace(1, record.info.length, self.viz_frames).round().astype(int))
         images, boxes, ids, gt = [], [], [], []
-        for frame in frames:
-            width, height = record.info.width, record.info.height
-            pixels = decode_frame(record.info.frame_path(int(frame)), (width, height), FrameGeometry.full(width, height, (height, width)))
-            images.append(torch.from_numpy(pixels).permute(2, 0, 1))
+        for frame, (image, gt_xyxy, scale) in sorted(picture.frames.items()):
             mine = rows[rows[:, 0] == frame]
-            xywh = torch.from_numpy(mine[:, 2:6]).float()
-            boxes.append(torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], dim=1))
+            xyxy = box_convert(torch.from_numpy(mine[:, 2:6]).float(), "xywh", "xyxy")
+            images.append(image)
+            boxes.append(xyxy * torch.tensor([*scale, *scale]))
             ids.append(torch.from_numpy(mine[:, 1]).long())
-            gt_xywh = torch.from_numpy(record.boxes_of(int(frame))[0]).float()
-            gt.append(torch.cat([gt_xywh[:, :2], gt_xywh[:, :2] + gt_xywh[:, 2:]], dim=1))
-        grid = render_tracks(images, boxes, ids, gt_boxes=gt)
-        publish_grid(trainer, "val/tracks", grid, self.viz_dir)
+            gt.append(gt_xyxy)
+        publish_grid(trainer, "val/tracks", render_tracks(images, boxes, ids, gt_boxes=gt), self.viz_dir)
+
+
+class PictureFrames:
+    """The frames of the tracking picture, taken from the validation batches as they pass (no
+    decoding of their own): frame number -> (uint8[3, h, w] image at the evaluation size, ground
+    truth float[N, 4] (x1, y1, x2, y2) pixels of that image, (x, y) scale from the original pixels)."""
+
+    def __init__(self, sequence: str, wanted: set[int], mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        self.sequence, self.wanted, self.mean, self.std = sequence, wanted, mean, std
+        self.frames: dict[int, tuple[torch.Tensor, torch.Tensor, tuple[float, float]]] = {}
+
+    def take(self, batch: SceneBatch) -> None:
+        canvas = torch.tensor(batch.frames.shape[-2:][::-1] * 2, dtype=torch.float32)  # (W, H, W, H)
+        for b, name in enumerate(batch.sequence_ids):
+            if name != self.sequence:
+                continue
+            height, width = batch.image_sizes[b].tolist()
+            orig_w, orig_h = batch.orig_sizes[b].tolist()
+            for t, frame in enumerate(batch.frame_indices[b].tolist()):
+                if frame not in self.wanted or frame in self.frames:
+                    continue
+                image = to_uint8(batch.frames[b, t, :, :height, :width], self.mean, self.std)
+                target = batch.targets[b][t]
+                gt = box_convert(torch.cat([target.center, target.size], dim=-1).float().cpu() * canvas, "cxcywh", "xyxy")
+                self.frames[frame] = (image, gt, (width / orig_w, height / orig_h))
+
+    @staticmethod
+    def merge(pictures: list[PictureFrames]) -> PictureFrames | None:
+        """One picture from every process's frames (None when there are none)."""
+        for other in pictures[1:]:
+            pictures[0].frames.update(other.frames)
+        return pictures[0] if pictures else None
+
+
+def all_shares(trainer: L.Trainer, share: Any) -> list[Any]:
+    """Every process's ``share``, in rank order (``[share]`` in a single process)."""
+    if trainer.world_size == 1 or not (dist.is_available() and dist.is_initialized()):
+        return [share]
+    shares: list[Any] = [None] * trainer.world_size
+    dist.all_gather_object(shares, share)
+    return shares
+
+
+def check_coverage(windows: list[WindowPrediction], lengths: dict[str, int]) -> None:
+    """Warn when validation did not see every frame (``trainer.limit_val_batches``): the frames it did
+    not see count as missed."""
+    seen = {name: set() for name in lengths}
+    for window in windows:
+        seen.setdefault(window.sequence, set()).update(window.frames.tolist())
+    missing = sum(length - len(seen[name]) for name, length in lengths.items())
+    if missing:
+        rank_zero_warn(
+            f"tracking evaluation: validation saw {sum(lengths.values()) - missing} of {sum(lengths.values())} frames "
+            "(trainer.limit_val_batches); the frames it did not see count as missed in val/HOTA and the others"
+        )

@@ -33,6 +33,13 @@ def track_colour(track_id: int) -> str:
     return PALETTE[int(track_id) % len(PALETTE)]
 
 
+def to_uint8(frames: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
+    """Normalised frames float[..., 3, H, W] back to uint8 images on the CPU."""
+    mean_t = torch.tensor(mean, device=frames.device)[:, None, None]
+    std_t = torch.tensor(std, device=frames.device)[:, None, None]
+    return ((frames * std_t + mean_t).clamp(0, 1) * 255).to(torch.uint8).cpu()
+
+
 def render_clip(
     frames: Tensor,
     boxes: Tensor,
@@ -49,9 +56,7 @@ def render_clip(
     A query keeps its colour (its track id) in every frame; ground truth is drawn thin and white.
     """
     height, width = frames.shape[-2:]
-    mean_t = torch.tensor(mean, device=frames.device)[:, None, None]
-    std_t = torch.tensor(std, device=frames.device)[:, None, None]
-    images = ((frames * std_t + mean_t).clamp(0, 1) * 255).to(torch.uint8).cpu()
+    images = to_uint8(frames, mean, std)
     scale = torch.tensor([width, height, width, height], dtype=torch.float32)
     ids = track_ids if track_ids is not None else torch.arange(boxes.shape[1])
     drawn = []

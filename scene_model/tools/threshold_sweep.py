@@ -4,7 +4,7 @@ The model runs once over the split's windows; every (start, keep) pair is then l
 scored with TrackEval from those predictions. A model's scores (existence probabilities) depend
 on how long and with which losses it trained, so the thresholds that suit it are found on val:
 
-    python -m scene_model.tracking.threshold_sweep outputs/runs/.../checkpoints/last.ckpt \\
+    python -m scene_model.tools.threshold_sweep outputs/runs/.../checkpoints/last.ckpt \\
         --start 0.5 0.3 0.2 0.1 --keep 0.3 0.1 0.05
 
 The best pair is printed as the overrides to pass to ``train.py`` (``eval.tracker.start_threshold``,
@@ -25,10 +25,16 @@ from omegaconf import OmegaConf, open_dict
 
 from scene_model.data.types import SceneBatch
 from scene_model.tracking.mot_results import write_results
-from scene_model.tracking.sequence_tracker import Predict, SequenceTracker
+from scene_model.tracking.predictions import WindowPrediction, window_predictions
+from scene_model.tracking.sequence_tracker import SequenceTracker
 from scene_model.tracking.trackeval_metrics import HEADLINE, evaluate_mot
 from scene_model.training.checkpoints import load_checkpoint_file
 from scene_model.training.config_loader import ConfigLoader
+
+
+def model_inputs(batch: SceneBatch) -> tuple:
+    """What the lit module's forward takes from a batch."""
+    return batch.frames, batch.padding_mask, batch.image_sizes
 
 
 @dataclass
@@ -38,31 +44,22 @@ class SweepRow:
     metrics: dict[str, float]
 
 
-def cached_predict(predict: Predict, windows: Sequence[SceneBatch]) -> Predict:
-    """Run ``predict`` once per window batch; the returned function answers from that cache."""
-    keep = ("bbox_center", "bbox_size", "cls_logits", "exist_conf")
-    cache = {id(batch): {k: v.detach().cpu() for k, v in predict(batch).items() if k in keep} for batch in windows}
-    return lambda batch: cache[id(batch)]
-
-
 def sweep_thresholds(
-    predict: Predict,
-    windows: Sequence[SceneBatch],
+    windows: Sequence[WindowPrediction],
     sequences: dict[str, int],
     gt_dir: Path,
     pairs: Sequence[tuple[float, float]],
     tracker_options: dict | None = None,
 ) -> list[SweepRow]:
-    """Track ``windows`` with every (start, keep) pair and score each against ``gt_dir``.
+    """Link the window predictions with every (start, keep) pair and score each against ``gt_dir``.
 
-    ``sequences``: {name: length} of the split; ``predict`` is called for every pair, so pass a
-    ``cached_predict`` for a model.
+    ``sequences``: {name: length} of the split; the model ran once to make ``windows``.
     """
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for start, keep in pairs:
             tracker = SequenceTracker(**{**(tracker_options or {}), "start_threshold": start, "keep_threshold": keep})
-            results = tracker.track(predict, windows, list(sequences))
+            results = tracker.link(windows, list(sequences))
             results_dir = write_results(Path(scratch) / f"{start}_{keep}", results)
             rows.append(SweepRow(start, keep, evaluate_mot(gt_dir, results_dir, sequences=sequences).combined))
     return rows
@@ -74,7 +71,7 @@ def threshold_pairs(starts: Sequence[float], keeps: Sequence[float]) -> list[tup
 
 
 def main(argv: list[str] | None = None) -> list[SweepRow]:
-    parser = argparse.ArgumentParser(prog="python -m scene_model.tracking.threshold_sweep", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m scene_model.tools.threshold_sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path, help="a checkpoint written by train.py (its config is inside)")
     parser.add_argument("--split", default="val", help="a split with ground truth")
     parser.add_argument("--root", default=None, help="data root (default: data.root of the checkpoint's config)")
@@ -95,21 +92,15 @@ def main(argv: list[str] | None = None) -> list[SweepRow]:
     lit_module.load_state_dict(checkpoint["state_dict"])
     lit_module.to(args.device).eval()
     datamodule.prepare_data()  # generates the synthetic data set if the config names one and it is missing
-    records = datamodule.load_split(args.split)
-    options = {k: v for k, v in OmegaConf.to_container(cfg.eval.tracker).items() if not k.startswith("_")}
-    options.pop("start_threshold", None), options.pop("keep_threshold", None)
-    windows = list(SequenceTracker(**options).windows(records, datamodule.clip_len, datamodule.eval_transform))
+    split = datamodule.eval_split(args.split)
+    options = {k: cfg.eval.tracker[k] for k in ("link_iou", "max_lost") if k in cfg.eval.tracker}
 
-    def predict(batch: SceneBatch) -> dict:
-        batch = batch.to(args.device)
-        with torch.no_grad():
-            return lit_module(batch.frames, batch.padding_mask, batch.image_sizes)
-
-    sequences = {r.info.name: r.info.length for r in records}
-    rows = sweep_thresholds(
-        cached_predict(predict, windows), windows, sequences, Path(datamodule.root) / args.split,
-        threshold_pairs(args.start, args.keep), options,
-    )
+    with torch.no_grad():
+        windows = [
+            w for batch in datamodule.eval_windows(split)
+            for w in window_predictions(lit_module(*model_inputs(batch.to(args.device))), batch)
+        ]
+    rows = sweep_thresholds(windows, split.lengths, split.directory, threshold_pairs(args.start, args.keep), options)
     print(f"{'start':>6}{'keep':>6}" + "".join(f"{c:>8}" for c in HEADLINE))
     for row in rows:
         cells = (f"{row.metrics[c]:8.0f}" if c == "IDSW" else f"{row.metrics[c]:8.1f}" for c in HEADLINE)

@@ -6,7 +6,7 @@ box jitter (a fraction of the box size, drawn per frame) and missed boxes (exist
 object has no box, a query keeps the nearest box of the window, like a model following an occluded
 object. Tracked through the real ``SequenceTracker`` and scored with TrackEval:
 
-    python -m scene_model.tracking.oracle data/synthetic_dancetrack --jitter 0 0.05 0.1 0.2 --miss 0 0.1
+    python -m scene_model.tools.oracle data/synthetic_dancetrack --jitter 0 0.05 0.1 0.2 --miss 0 0.1
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from torch import Tensor
 from scene_model.data.datamodule import DancetrackDataModule
 from scene_model.data.types import SceneBatch
 from scene_model.tracking.mot_results import write_results
-from scene_model.tracking.sequence_tracker import Predict, SequenceTracker
+from scene_model.tracking.sequence_tracker import Predict, SequenceTracker, check_overlap
 from scene_model.tracking.trackeval_metrics import HEADLINE, evaluate_mot
 
 
@@ -68,7 +68,7 @@ def oracle_predict(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m scene_model.tracking.oracle", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m scene_model.tools.oracle", description=__doc__.split("\n\n")[0])
     parser.add_argument("root", type=Path, help="data root in the DanceTrack layout")
     parser.add_argument("--split", default="val")
     parser.add_argument("--clip-len", type=int, default=4)
@@ -76,25 +76,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-size", type=int, default=1333)
     parser.add_argument("--jitter", type=float, nargs="+", default=[0.0], help="box noise, fraction of the box size")
     parser.add_argument("--miss", type=float, nargs="+", default=[0.0], help="fraction of boxes missed")
-    parser.add_argument("--stride", type=int, default=None)
+    parser.add_argument("--stride", type=int, default=None, help="a window every STRIDE frames (default clip_len - 1)")
     parser.add_argument("--link-iou", type=float, default=0.1)
     parser.add_argument("--max-lost", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     datamodule = DancetrackDataModule(
-        root=str(args.root), clip_len=args.clip_len, eval_size=args.eval_size, max_size=args.max_size, num_workers=0
+        root=str(args.root), clip_len=args.clip_len, val_stride=args.stride, eval_size=args.eval_size,
+        max_size=args.max_size, eval_batch_size=8, num_workers=0,
     )
-    records = datamodule.load_split(args.split)
-    tracker = SequenceTracker(stride=args.stride, link_iou=args.link_iou, max_lost=args.max_lost, batch_size=8)
-    loader = tracker.windows(records, args.clip_len, datamodule.eval_transform)
-    windows = list(loader)  # decoded once for every setting
-    names = [r.info.name for r in records]
+    split = datamodule.eval_split(args.split)
+    check_overlap(datamodule.clip_len, datamodule.val_stride)
+    tracker = SequenceTracker(link_iou=args.link_iou, max_lost=args.max_lost)
+    batches = list(datamodule.eval_windows(split))  # decoded once for every setting
     print(f"{'jitter':>7}{'miss':>6}" + "".join(f"{c:>8}" for c in HEADLINE))
     with tempfile.TemporaryDirectory() as scratch:
         for jitter, miss in itertools.product(args.jitter, args.miss):
-            results = tracker.track(oracle_predict(jitter=jitter, miss=miss, seed=args.seed), windows, names)
+            results = tracker.track(oracle_predict(jitter=jitter, miss=miss, seed=args.seed), batches, list(split.lengths))
             results_dir = write_results(Path(scratch) / "oracle", results)
-            combined = evaluate_mot(args.root / args.split, results_dir, sequences={r.info.name: r.info.length for r in records}).combined
+            combined = evaluate_mot(split.directory, results_dir, sequences=split.lengths).combined
             cells = (f"{combined[c]:8.0f}" if c == "IDSW" else f"{combined[c]:8.1f}" for c in HEADLINE)
             print(f"{jitter:7.2f}{miss:6.2f}" + "".join(cells), flush=True)
 

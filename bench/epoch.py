@@ -1,0 +1,61 @@
+"""Epoch time: one epoch of the default run config (``python train.py``) through ``run.train``,
+tracking evaluation included, split into its training part and its validation part (losses, the
+pictures and the tracking evaluation of the val split).
+
+The training part is cut to a few steps (``trainer.limit_train_batches``) so that the validation
+part, the same whole val split as in ``make train``, is a visible share of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+
+from bench import Row
+from bench._training import run_config
+from scene_model.training.run import train
+
+MARKS: dict[str, float] = {}
+
+
+class EpochTimer(L.Callback):
+    """Marks the start of the training epoch, of validation and its end in ``MARKS`` (added as the
+    last callback, so every other callback's epoch-end work comes before the end mark)."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        MARKS["train"] = time.perf_counter()
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        MARKS["val"] = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        MARKS["end"] = time.perf_counter()
+
+
+def measure(train_steps: int) -> dict[str, float]:
+    overrides = [
+        f"trainer.limit_train_batches={train_steps}", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
+        "trainer.enable_progress_bar=false", "+callbacks.epoch_timer._target_=bench.epoch.EpochTimer",
+    ]
+    MARKS.clear()
+    with tempfile.TemporaryDirectory(prefix="bench_epoch_") as tmp:
+        cfg = run_config(overrides, Path(tmp))
+        with contextlib.redirect_stdout(io.StringIO()):
+            train(cfg)
+    return {"train": MARKS["val"] - MARKS["train"], "val": MARKS["end"] - MARKS["val"], "epoch": MARKS["end"] - MARKS["train"]}
+
+
+def run(quick: bool) -> list[Row]:
+    steps = 4 if quick else 20
+    seconds = measure(steps)
+    note = f"default config, {steps} training steps, the whole val split"
+    return [
+        Row("epoch", "epoch (training + validation + tracking evaluation)", seconds["epoch"], "s", note),
+        Row("epoch", "training part", seconds["train"], "s", f"{steps} steps"),
+        Row("epoch", "validation part (losses, pictures, tracking, HOTA)", seconds["val"], "s", "val split: 2 x 100 frames"),
+    ]
