@@ -12,6 +12,7 @@ frames with each track's boxes in its colour and labelled with its id, same fram
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 import time
@@ -29,7 +30,7 @@ from scene_model.data.types import SceneBatch
 from scene_model.data.video import FrameSource, open_source
 from scene_model.errors import CheckpointError, ConfigError, SceneModelError
 from scene_model.tracking.mot_results import format_rows
-from scene_model.tracking.sequence_tracker import SequenceTracker
+from scene_model.tracking.sequence_tracker import SequenceTracker, check_overlap
 from scene_model.tracking.stream import stream_windows
 from scene_model.tracking.video_output import VideoWriter, draw_tracks, rows_by_frame
 from scene_model.training.checkpoints import check_fits, load_checkpoint_file
@@ -37,7 +38,7 @@ from scene_model.training.config_loader import ConfigLoader
 from scene_model.training.lit_module import SceneModelLightningModule
 
 T = TypeVar("T")
-TRACKER_FLAGS = ("stride", "start_threshold", "keep_threshold", "link_iou", "max_lost", "batch_size")
+TRACKER_FLAGS = ("start_threshold", "keep_threshold", "link_iou", "max_lost")
 
 
 @dataclass
@@ -76,8 +77,9 @@ def load_model(path: Path, device: str) -> tuple[SceneModelLightningModule, Any,
 
 def build_tracker(cfg: Any, overrides: dict[str, Any]) -> SequenceTracker:
     """The run's ``eval.tracker`` with the given settings replaced (None: keep the run's)."""
-    options = {k: v for k, v in OmegaConf.to_container(cfg.eval.tracker, resolve=True).items() if not k.startswith("_")}
-    options.update({k: v for k, v in overrides.items() if v is not None}, num_workers=0)
+    known = inspect.signature(SequenceTracker).parameters
+    options = {k: v for k, v in OmegaConf.to_container(cfg.eval.tracker, resolve=True).items() if k in known}
+    options.update({k: v for k, v in overrides.items() if v is not None})
     return SequenceTracker(**options)
 
 
@@ -103,10 +105,16 @@ def track_source(
     device: str,
     video: bool = True,
     progress: bool = True,
+    stride: int | None = None,
+    batch_size: int | None = None,
 ) -> TrackedSource:
-    """Track ``source`` and write ``<name>.txt`` (and ``<name>.mp4``) into ``out_dir``."""
+    """Track ``source`` and write ``<name>.txt`` (and ``<name>.mp4``) into ``out_dir``; windows every
+    ``stride`` frames (default: the run's ``data.val_stride``), ``batch_size`` per forward pass
+    (default: ``data.eval_batch_size``)."""
     info = source.info
     clip_len = datamodule.clip_len
+    stride = stride or datamodule.val_stride
+    check_overlap(clip_len, stride)
     geometry = datamodule.eval_transform.plan(info.width, info.height)
 
     def predict(batch: SceneBatch) -> dict:
@@ -118,7 +126,7 @@ def track_source(
     with tqdm(total=info.num_frames, unit="frame", desc=f"track {info.name}", disable=not progress) as bar:
         windows = stream_windows(
             counted(source.frames(geometry), bar), info.name, (info.width, info.height), clip_len,
-            tracker.resolve_stride(clip_len), datamodule.eval_transform, geometry, tracker.batch_size,
+            stride, datamodule.eval_transform, geometry, batch_size or datamodule.eval_batch_size,
         )
         rows = tracker.track(predict, windows, [info.name])[info.name]
         num_frames = bar.n
@@ -152,12 +160,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fps", type=float, default=None, help="frame rate of a folder of images (default: seqinfo.ini, else 25)")
     parser.add_argument("--no-video", action="store_true", help="write the result file only")
     group = parser.add_argument_group("tracker (default: the checkpoint's eval.tracker)")
-    group.add_argument("--stride", type=int, default=None, help="a window every STRIDE frames (< data.clip_len)")
+    group.add_argument("--stride", type=int, default=None, help="a window every STRIDE frames (< data.clip_len; default: data.val_stride)")
     group.add_argument("--start-threshold", type=float, default=None, help="score that starts a track")
     group.add_argument("--keep-threshold", type=float, default=None, help="score that writes a box of a running track")
     group.add_argument("--link-iou", type=float, default=None, help="mean IoU that links a track across windows")
     group.add_argument("--max-lost", type=int, default=None, help="frames a track may go without a box")
-    group.add_argument("--batch-size", type=int, default=None, help="windows per forward pass")
+    group.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (default: data.eval_batch_size)")
     return parser.parse_args(argv)
 
 
@@ -169,7 +177,10 @@ def main(argv: list[str] | None = None) -> TrackedSource:
         source = open_source(args.source, args.fps)
         module, datamodule, cfg = load_model(args.ckpt, args.device)
         tracker = build_tracker(cfg, {k: getattr(args, k) for k in TRACKER_FLAGS})
-        done = track_source(source, module, datamodule, tracker, args.out, args.device, video=not args.no_video)
+        done = track_source(
+            source, module, datamodule, tracker, args.out, args.device, video=not args.no_video,
+            stride=args.stride, batch_size=args.batch_size,
+        )
     except SceneModelError as err:
         print(f"{type(err).__name__}: {err}", file=sys.stderr)
         raise SystemExit(1) from None

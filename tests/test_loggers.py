@@ -71,11 +71,12 @@ def test_mlflow_run_holds_losses_lr_tracking_metrics_params_and_pictures(tiny_cf
     assert any(name.startswith("lr-") for name in metrics), sorted(metrics)
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/total_step")]
     assert steps == sorted(set(steps)) and len(steps) == cfg.trainer.limit_train_batches  # one a step
-    assert run.data.params["optimizer/lr"] == str(cfg.optimizer.lr)
+    lr = [value for key, value in run.data.params.items() if key.endswith("optimizer/lr") or key.endswith("optimizer.lr")]
+    assert lr and all(float(v) == cfg.optimizer.lr for v in lr), sorted(run.data.params)
     assert run.data.tags["run_dir"] == cfg.paths.output_dir
     artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
-    assert any("val#predictions" in a or "val/predictions" in a for a in artifacts), artifacts
-    assert any("val#tracks" in a or "val/tracks" in a for a in artifacts), artifacts
+    assert any(tag in a for a in artifacts for tag in ("val#predictions", "val~predictions", "val/predictions")), artifacts
+    assert any(tag in a for a in artifacts for tag in ("val#tracks", "val~tracks", "val/tracks")), artifacts
 
 
 @pytest.mark.slow

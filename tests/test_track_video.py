@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader
 
+from scene_model.data.collate import collate_tracking
 from scene_model.data.dataset import ClipDataset, SequenceRecord
 from scene_model.data.decode import FrameGeometry
 from scene_model.data.transforms import ClipTransform
@@ -105,7 +107,8 @@ def test_a_video_is_tracked_as_evaluation_tracks_its_frames(trained, video, tmp_
     module, datamodule, cfg = load_model(trained, "cpu")
     tracker = build_tracker(cfg, {})
     record = SequenceRecord.load(seq_dir, require_gt=False, class_ids=(1,))
-    windows = tracker.windows([record], datamodule.clip_len, datamodule.eval_transform)
+    dataset = ClipDataset([record], datamodule.clip_len, datamodule.eval_transform, train=False, stride=datamodule.val_stride)
+    windows = DataLoader(dataset, batch_size=datamodule.eval_batch_size, collate_fn=collate_tracking)
     with torch.no_grad():
         expected = tracker.track(lambda b: module(b.frames, b.padding_mask, b.image_sizes), windows, ["clip"])["clip"]
     text = (out / "clip.txt").read_text()
