@@ -1,10 +1,13 @@
 """Lightning callbacks of our own: backbone freeze policy, validation visualisation, tracking
-evaluation, TensorBoard continuity on resume, non-finite step guard."""
+evaluation, TensorBoard continuity on resume, non-finite step guard, last checkpoint on SIGTERM/SIGINT."""
 
 from scene_model.training.callbacks.backbone_freeze import BackboneFreeze
 from scene_model.training.callbacks.non_finite import SkipNonFiniteSteps
+from scene_model.training.callbacks.stop import SaveOnStop
 from scene_model.training.callbacks.tensorboard_resume import TensorBoardResume
 from scene_model.training.callbacks.tracking_eval import TrackingEvaluator
 from scene_model.training.callbacks.visualization import ValidationVisualizer
 
-__all__ = ["BackboneFreeze", "SkipNonFiniteSteps", "TensorBoardResume", "TrackingEvaluator", "ValidationVisualizer"]
+__all__ = [
+    "BackboneFreeze", "SaveOnStop", "SkipNonFiniteSteps", "TensorBoardResume", "TrackingEvaluator", "ValidationVisualizer",
+]

@@ -28,6 +28,7 @@ from scene_model.data.dataset import SequenceRecord
 from scene_model.data.decode import FrameGeometry, decode_frame
 from scene_model.data.types import SceneBatch
 from scene_model.errors import ConfigError, DataFormatError
+from scene_model.outputs import write_atomically
 from scene_model.tracking.mot_results import write_results, zip_results
 from scene_model.tracking.sequence_tracker import SequenceTracker
 from scene_model.tracking.trackeval_metrics import HEADLINE, evaluate_mot
@@ -120,8 +121,8 @@ class TrackingEvaluator(L.Callback):
         evaluation = evaluate_mot(
             gt_dir, results_dir, sequences={r.info.name: r.info.length for r in records}, do_preproc=self.do_preproc
         )
-        evaluation.write_csv(self.output_dir / f"{split}_metrics.csv")
-        evaluation.write_json(self.output_dir / f"{split}_metrics.json")
+        write_atomically(self.output_dir / f"{split}_metrics.csv", evaluation.write_csv, "metrics")
+        write_atomically(self.output_dir / f"{split}_metrics.json", evaluation.write_json, "metrics")
         log.info(f"tracking {split} ({results_dir}):\n{evaluation.table()}")
         return evaluation.combined
 
