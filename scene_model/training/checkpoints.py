@@ -42,7 +42,14 @@ def save_atomically(checkpoint: dict[str, Any], path: str | os.PathLike) -> None
     A full or read-only disk is a CheckpointError naming the file; the previous checkpoint stays whole.
     """
     path = Path(path)
-    write_atomically(path, lambda partial: torch.save(checkpoint, partial), "checkpoint", CheckpointError)
+
+    def write(partial: Path) -> None:
+        # Through a Python file: a refused write is then an OSError (the context of torch's RuntimeError);
+        # given a path, torch writes in C++ and reports only "unexpected pos" or "iostream error".
+        with open(partial, "wb") as handle:
+            torch.save(checkpoint, handle)
+
+    write_atomically(path, write, "checkpoint", CheckpointError)
     _fsync_directory(path.parent)
 
 

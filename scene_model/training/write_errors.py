@@ -1,15 +1,17 @@
 """Refused writes during a fit or an evaluation, as one error naming the file.
 
 Lightning, TensorBoard and torch report a full or read-only disk in their own ways: TensorBoard's
-event writer fails in a background thread and raises the ``OSError`` (without a file name) at the
-next logging call, far from the file. ``output_errors`` names the file: the one the ``OSError``
-names, else the event file of the run's TensorBoard logger when TensorBoard's writer raised it,
-else the run directory.
+event writer fails in a background thread (whose traceback Python prints) and raises the ``OSError``,
+without a file name, at the next logging call, where Lightning's logger turns it into
+``ValueError: you tried to log ... which is currently not supported``. ``output_errors`` names the
+file: the one the ``OSError`` names, else the run's TensorBoard event file when TensorBoard's writer
+raised it, else the run directory; the writer thread's traceback is not printed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +40,13 @@ def _raised_by_tensorboard(err: BaseException) -> bool:
 @contextlib.contextmanager
 def output_errors(trainer: L.Trainer, output_dir: str | Path) -> Iterator[None]:
     """Raise a refused write (disk full, quota, read-only, no permission) inside the block as OutputError."""
+    previous_hook = threading.excepthook
+
+    def quiet_refused_writes(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is None or write_os_error(args.exc_value) is None:
+            previous_hook(args)  # a refused write is raised again in the main thread, and reported there
+
+    threading.excepthook = quiet_refused_writes
     try:
         yield
     except SceneModelError:
@@ -46,6 +55,8 @@ def output_errors(trainer: L.Trainer, output_dir: str | Path) -> Iterator[None]:
         found = write_os_error(err)
         if found is None:
             raise
-        path = found.filename or (_raised_by_tensorboard(err) and event_file(trainer)) or f"under {output_dir}"
+        path = found.filename or (_raised_by_tensorboard(found) and event_file(trainer)) or f"under {output_dir}"
         what = "TensorBoard events" if path == event_file(trainer) else ""
         raise OutputError(cannot_write(path, found, what)) from None
+    finally:
+        threading.excepthook = previous_hook
