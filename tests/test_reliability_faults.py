@@ -192,7 +192,7 @@ def test_a_signal_mid_fit_saves_last_ckpt_exits_128_plus_signum_and_resumes(tiny
            f"resume with ckpt_path=last hydra.run.dir={run}" in output, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
     checkpoint = load_checkpoint_file(run / "checkpoints" / "last.ckpt")
-    assert checkpoint["global_step"] == 3  # stopped between steps 3 and 4, nothing lost
+    assert checkpoint["global_step"] == 4  # signalled during step 4: that step finishes, then the fit stops
     resumed = run_train(*common, "ckpt_path=last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert load_checkpoint_file(run / "checkpoints" / "last.ckpt")["global_step"] == 6
