@@ -163,6 +163,7 @@ def main(cfg: DictConfig) -> float | None:
     In a sweep every error is raised on to the sweeper (which records the job as failed and, for a
     search, goes on); the job's log keeps the traceback of an unexpected one. A signal stops the sweep.
     """
+    STOP.received = None
     try:
         return train(cfg)
     except BaseException as err:
