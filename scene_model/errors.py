@@ -22,3 +22,7 @@ class CheckpointError(SceneModelError):
 
 class DivergenceError(SceneModelError):
     """Too many optimisation steps in a row had a non-finite loss or gradient."""
+
+
+class OutputError(SceneModelError):
+    """A file of the run cannot be written: the disk is full, read-only or not ours to write."""

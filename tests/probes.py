@@ -51,3 +51,15 @@ class RecordTrainingState(L.Callback):
 
     def _write(self):
         self.path.write_text(json.dumps(self.record))
+
+
+class SignalAtStep(L.Callback):
+    """Send ``signum`` to this process once, when training reaches ``step`` optimiser steps (as ``kill`` would)."""
+
+    def __init__(self, step: int, signum: int = signal.SIGTERM) -> None:
+        self.step, self.signum, self.sent = step, int(signum), False
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step >= self.step and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)

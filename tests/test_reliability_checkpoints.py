@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from scene_model.errors import CheckpointError
+from scene_model.outputs import partial_path
 from scene_model.training.checkpoints import (
     AtomicCheckpointIO,
     check_fits,
     load_checkpoint_file,
-    partial_path,
     save_atomically,
 )
 from tests.conftest import REPO

@@ -6,6 +6,7 @@ import pytest
 
 from scene_model.errors import ConfigError
 from scene_model.training.config_validation import validate_config
+from scene_model.training.run import train
 from tests.conftest import compose_config
 from tests.test_cli import run_train
 from tests.test_configs import EXTRA, GROUP_OPTIONS
@@ -26,7 +27,18 @@ from tests.test_configs import EXTRA, GROUP_OPTIONS
         (["model.backbone.freeze=maybe"], r"^model\.backbone\.freeze: expected bool, got 'maybe' \(str\)$"),
         (["model.channels_last=fast"], r"^model\.channels_last: expected bool, got 'fast' \(str\)$"),
         (["model.compile=sometimes"], r"^model\.compile: expected bool, got 'sometimes' \(str\)$"),
-        (["training.max_bad_steps=0"], r"^training\.max_bad_steps: must be >= 1"),
+        (["training.max_bad_steps=0"], r"^training\.max_bad_steps: 0 is out of range, expected >= 1$"),
+        (["optimizer.lr=-1"], r"^optimizer\.lr: -1 is out of range, expected > 0$"),
+        (["data.clip_len=0"], r"^data\.clip_len: 0 is out of range, expected >= 1$"),
+        (["data.batch_size=0"], r"^data\.batch_size: 0 is out of range, expected >= 1$"),
+        (["model.num_queries=0"], r"^model\.num_queries: 0 is out of range, expected >= 1$"),
+        (["data.train_sizes=[640,0]"], r"^data\.train_sizes: \[640, 0\] is out of range, expected each >= 1$"),
+        (["data.hue=0.7"], r"^data\.hue: 0\.7 is out of range, expected 0\.\.0\.5$"),
+        (["model.dropout=1.5"], r"^model\.dropout: 1\.5 is out of range, expected 0\.\.1$"),
+        (["optimizer=sgd", "optimizer.momentum=-0.5"], r"^optimizer\.momentum: -0\.5 is out of range, expected 0\.\.1$"),
+        (["seed=-1"], r"^seed: -1 is out of range, expected 0\.\.4294967295$"),
+        (["model.backbone.freeze=true", "model.backbone.unfreeze_after=-2"],
+         r"^model\.backbone\.unfreeze_after: -2 is out of range"),  # checked where the user typed it
         (["training.checkpoint_every_n_steps=often"], r"^training\.checkpoint_every_n_steps: expected int"),
         (["+trainer.max_epoch=3"], r"^trainer\.max_epoch: lightning\.pytorch\.Trainer takes no argument 'max_epoch'$"),
         (["data=dancetrack"], r"^missing required value\(s\): data\.root; set them on the command line \(data\.root=\.\.\.\)$"),
@@ -36,6 +48,13 @@ def test_config_mistake_is_one_line_naming_the_key(overrides, message, tmp_path)
     with pytest.raises(ConfigError, match=message) as caught:
         validate_config(compose_config(overrides, tmp_path))
     assert "\n" not in str(caught.value)
+
+
+def test_train_false_without_a_checkpoint_is_refused(tmp_path):
+    cfg = compose_config(["train=false"], tmp_path)
+    with pytest.raises(ConfigError, match=r"^ckpt_path: train=false evaluates a checkpoint and none was given; add "):
+        train(cfg)
+    assert not (tmp_path / "config_resolved.yaml").exists()  # refused before anything is built or written
 
 
 def test_an_interpolation_to_nowhere_names_the_key(tmp_path):
@@ -70,6 +89,8 @@ def test_gradient_clipping_and_step_checkpoints_are_on_by_default(tmp_path):
         ("optimizer.lrr=1", "Key 'lrr' is not in struct"),  # Hydra's own refusal of an unknown key
         ("trainer.max_epochs=abc", "ConfigError: trainer.max_epochs: expected int | None, got 'abc' (str)"),
         ("data=dancetrack", "ConfigError: missing required value(s): data.root"),
+        ("optimizer.lr=-1", "ConfigError: optimizer.lr: -1 is out of range, expected > 0"),
+        ("train=false", "ConfigError: ckpt_path: train=false evaluates a checkpoint"),
     ],
 )
 def test_train_py_explains_a_config_mistake_in_one_line(override, expected, tmp_path):
@@ -77,3 +98,6 @@ def test_train_py_explains_a_config_mistake_in_one_line(override, expected, tmp_
     output = result.stdout + result.stderr
     assert result.returncode == 1
     assert expected in output and "Traceback" not in output, output[-3000:]
+    assert not (tmp_path / "run" / "config_resolved.yaml").exists()
+    if expected.startswith("ConfigError"):
+        assert expected in (tmp_path / "run" / "train.log").read_text()  # the run's log says it too

@@ -32,7 +32,7 @@ def test_missing_metric_is_named_with_what_was_logged(caplog):
 
 def test_diverged_run_returns_none_not_nan(tiny_cfg, caplog):
     """A NaN loss weight makes val/total NaN: the run returns None, which the Optuna sweeper records as failed."""
-    assert train(tiny_cfg("train=false", "head.weights.exist=nan")) is None
+    assert train(tiny_cfg("train=false", "eval.untrained=true", "head.weights.exist=nan")) is None
     assert "diverged" in caplog.text
-    value = train(tiny_cfg("train=false"))
+    value = train(tiny_cfg("train=false", "eval.untrained=true"))
     assert value is not None and math.isfinite(value)

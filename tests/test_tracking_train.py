@@ -56,7 +56,7 @@ def test_evaluate_only_run_scores_val_and_writes_the_submission(tiny_cfg, monkey
         return {**outputs, "exist_conf": torch.zeros_like(outputs["exist_conf"])}
 
     monkeypatch.setattr(SceneModelLightningModule, "forward", blind)
-    cfg = tiny_cfg("train=false", "optimized_metric=val/HOTA", "data.eval_size=108", "trainer.limit_val_batches=1.0")
+    cfg = tiny_cfg("train=false", "eval.untrained=true", "optimized_metric=val/HOTA", "data.eval_size=108", "trainer.limit_val_batches=1.0")
     assert train(cfg) == pytest.approx(100.0, abs=1e-3)
     tracking = Path(cfg.paths.output_dir) / "tracking"
     assert (tracking / "val" / "synth0003.txt").is_file()
@@ -109,7 +109,7 @@ def test_evaluate_only_from_a_checkpoint(tiny_cfg, tmp_path):
 
 
 def test_a_missing_submit_split_names_the_key(tiny_cfg):
-    cfg = tiny_cfg("train=false", "eval.submit_split=nosuchsplit")
+    cfg = tiny_cfg("train=false", "eval.untrained=true", "eval.submit_split=nosuchsplit")
     with pytest.raises(ConfigError, match="eval.submit_split=nosuchsplit.*does not exist"):
         train(cfg)
 

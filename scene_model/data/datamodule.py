@@ -17,6 +17,7 @@ from scene_model.data.mot_format import list_sequences
 from scene_model.data.synthetic import SyntheticSpec, ensure_synthetic
 from scene_model.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 from scene_model.data.types import SceneBatch
+from scene_model.errors import DataFormatError
 
 
 @dataclass(frozen=True)
@@ -106,10 +107,22 @@ class DancetrackDataModule(L.LightningDataModule):
         if self.synthetic is not None:
             ensure_synthetic(self.root, SyntheticSpec.from_dict(self.synthetic))
 
-    def load_split(self, split: str, require_gt: bool = True) -> list[SequenceRecord]:
-        """Every sequence of a split (seqmap order when there is one), with a one-line summary."""
+    def load_split(self, split: str, require_gt: bool = True, require_boxes: bool = False) -> list[SequenceRecord]:
+        """Every sequence of a split (seqmap order when there is one), with a one-line summary.
+
+        A sequence whose gt.txt holds no box to train on (empty, or none of ``class_ids``) is named in a
+        warning; with ``require_boxes`` (the training split) a split without a single box is an error.
+        """
         records = [SequenceRecord.load(d, require_gt, self.class_ids) for d in list_sequences(self.root, split)]
         with_gt = [r.gt for r in records if r.gt is not None]
+        for record in records:
+            if record.gt is not None and len(record.gt) == 0:
+                rank_zero_warn(f"{record.info.gt_path} holds no box of data.class_ids={list(self.class_ids)}")
+        if require_boxes and not any(len(g) for g in with_gt):
+            raise DataFormatError(
+                f"{self.root / split}: no sequence holds a box of data.class_ids={list(self.class_ids)} to train on "
+                "(every gt/gt.txt is empty, or none of its rows has such a class and mark 1)"
+            )
         rank_zero_info(
             f"{self.root / split}: {len(records)} sequences, {sum(r.info.length for r in records)} frames, "
             f"{sum(len(g) for g in with_gt)} boxes"
@@ -120,7 +133,7 @@ class DancetrackDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and "train" not in self.datasets:
             self.datasets["train"] = ClipDataset(
-                self.load_split(self.splits["train"]), self.clip_len, self.train_transform, train=True,
+                self.load_split(self.splits["train"], require_boxes=True), self.clip_len, self.train_transform, train=True,
                 max_interval=self.max_interval, stride=self.train_stride, skip_bad_frames=self.skip_bad_frames,
             )
         if stage in (None, "fit", "validate") and "val" not in self.datasets:

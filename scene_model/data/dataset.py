@@ -36,7 +36,7 @@ class SequenceRecord:
     def load(cls, seq_dir: Path, require_gt: bool, class_ids: tuple[int, ...]) -> SequenceRecord:
         """Read seqinfo.ini and gt/gt.txt; without ``require_gt`` a missing gt.txt gives a sequence without boxes."""
         info = read_seqinfo(seq_dir)
-        gt = read_gt(info, class_ids) if require_gt or info.gt_path.is_file() else None
+        gt = read_gt(info, class_ids) if require_gt or info.gt_path.exists() else None
         frames = gt.frames if gt is not None else np.zeros(0, dtype=np.int32)
         labels = np.zeros(len(frames), dtype=np.int64)
         if gt is not None:

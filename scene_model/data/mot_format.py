@@ -11,7 +11,9 @@ The test split of DanceTrack has no gt/gt.txt.
 from __future__ import annotations
 
 import configparser
+import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,8 @@ EXPECTED_LAYOUT = (
 )
 SEQINFO_KEYS = ("name", "imdir", "framerate", "seqlength", "imwidth", "imheight", "imext")
 GT_COLUMNS = "frame,id,left,top,width,height[,mark,class,visibility]"
+GT_NAMES = ("frame", "id", "left", "top", "width", "height", "mark", "class", "visibility")
+GT_INTEGER_COLUMNS = (0, 1, 6, 7)  # frame, id, mark, class
 
 
 @dataclass(frozen=True)
@@ -72,8 +76,7 @@ class GroundTruth:
 def read_seqinfo(seq_dir: Path) -> SequenceInfo:
     """Parse ``seq_dir/seqinfo.ini``; every missing or malformed key is named with the file."""
     path = Path(seq_dir) / "seqinfo.ini"
-    if not path.is_file():
-        raise DataFormatError(f"missing {path}; {EXPECTED_LAYOUT}")
+    require_file(path)
     parser = configparser.ConfigParser()
     try:
         parser.read(path)
@@ -103,13 +106,48 @@ def read_seqinfo(seq_dir: Path) -> SequenceInfo:
     return info
 
 
+def require_file(path: Path) -> None:
+    """A missing file, or a directory (or device ...) where the layout has a file, named as such."""
+    if path.is_file():
+        return
+    if path.is_dir():
+        raise DataFormatError(f"{path} is a directory, expected a file; {EXPECTED_LAYOUT}")
+    if path.exists():
+        raise DataFormatError(f"{path} is not a regular file; {EXPECTED_LAYOUT}")
+    raise DataFormatError(f"missing {path}; {EXPECTED_LAYOUT}")
+
+
+def _check_gt_values(path: Path, line_no: int, fields: list[str], values: list[float]) -> None:
+    """Every number finite; frame >= 1; frame, id, mark and class integers."""
+    for column, value in enumerate(values):
+        if not math.isfinite(value):
+            raise DataFormatError(f"{path}:{line_no}: {GT_NAMES[column]} must be a finite number, found {fields[column]!r}")
+    if not values[0] >= 1 or values[0] != int(values[0]):
+        raise DataFormatError(f"{path}:{line_no}: frame must be a 1-based integer, found {fields[0]!r}")
+    for column in GT_INTEGER_COLUMNS[1:]:
+        if values[column] != int(values[column]):
+            raise DataFormatError(f"{path}:{line_no}: {GT_NAMES[column]} must be an integer, found {fields[column]!r}")
+
+
+def _valid_table(table: np.ndarray) -> bool:
+    """Whether every row passes ``_check_gt_values`` (the fast path's test; the line parser names the first bad one)."""
+    integers = table[:, list(GT_INTEGER_COLUMNS)]
+    return bool(np.isfinite(table).all() and (table[:, 0] >= 1).all() and (integers == np.floor(integers)).all())
+
+
 def parse_mot_lines(
-    path: Path, columns: int, required: int, columns_help: str, num_frames: int | None = None
+    path: Path,
+    columns: int,
+    required: int,
+    columns_help: str,
+    num_frames: int | None = None,
+    check: Callable[[Path, int, list[str], list[float]], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Parse a MOTChallenge text file (gt.txt or a result file) line by line into (float64[M, columns],
     1-based line numbers int64[M]); optional columns missing from a line are 1. The exact path: a
     malformed line raises with the file and its line number (fewer than ``required`` columns, a
-    column that is not a number, a frame that is not an integer in 1..``num_frames``)."""
+    column that is not a number, a frame that is not an integer in 1..``num_frames``, or what
+    ``check(path, line_no, fields, values)`` refuses)."""
     rows, line_numbers = [], []
     with open(path) as handle:
         for line_no, line in enumerate(handle, start=1):
@@ -132,6 +170,8 @@ def parse_mot_lines(
             if not frame >= 1 or frame != int(frame) or (num_frames is not None and frame > num_frames):
                 limit = f" in 1..{num_frames}" if num_frames is not None else ""
                 raise DataFormatError(f"{where}: frame must be a 1-based integer{limit}, found {fields[0]!r}")
+            if check is not None:
+                check(path, line_no, fields, values)
             rows.append(values)
             line_numbers.append(line_no)
     return np.asarray(rows, dtype=np.float64).reshape(-1, columns), np.asarray(line_numbers, dtype=np.int64)
@@ -150,7 +190,7 @@ def check_unique_ids(path: Path, frames: np.ndarray, ids: np.ndarray, line_numbe
 
 def _parse_gt_lines(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """gt.txt line by line: (float64[M, 9], line numbers); the slow path that names a bad line."""
-    return parse_mot_lines(path, 9, 6, GT_COLUMNS)
+    return parse_mot_lines(path, 9, 6, GT_COLUMNS, check=_check_gt_values)
 
 
 def _parse_gt(path: Path) -> np.ndarray:
@@ -164,12 +204,12 @@ def _parse_gt(path: Path) -> np.ndarray:
         return _parse_gt_lines(path)[0]
     if table.size == 0:
         return np.zeros((0, 9))
-    frames = table[:, 0]
-    if table.shape[1] < 6 or not ((frames >= 1) & (frames == np.floor(frames))).all():
+    if table.shape[1] < 6:
         return _parse_gt_lines(path)[0]
     if table.shape[1] < 9:
         table = np.concatenate([table, np.ones((len(table), 9 - table.shape[1]))], axis=1)
-    return table[:, :9]
+    table = table[:, :9]
+    return table if _valid_table(table) else _parse_gt_lines(path)[0]
 
 
 def _kept_rows(table: np.ndarray, class_ids: tuple[int, ...] | None) -> np.ndarray:
@@ -200,8 +240,7 @@ def read_gt(info: SequenceInfo, class_ids: tuple[int, ...] | None = None) -> Gro
     """Read gt.txt of a sequence: keep mark != 0 (and the given classes), clip to the image, drop and
     count boxes left with zero or negative size. Lines may come in any order; ids need not be contiguous."""
     path = info.gt_path
-    if not path.is_file():
-        raise DataFormatError(f"missing {path}; {EXPECTED_LAYOUT}")
+    require_file(path)
     table = _parse_gt(path)
     out_of_range = table[:, 0] > info.length
     if out_of_range.any():
@@ -249,10 +288,12 @@ def list_sequences(root: Path, split: str) -> list[Path]:
     otherwise every directory of the split in name order."""
     root = Path(root)
     if not root.is_dir():
-        raise DataFormatError(f"data root {root} does not exist; {EXPECTED_LAYOUT}")
+        found = "is a file, expected a directory" if root.exists() else "does not exist"
+        raise DataFormatError(f"data root {root} {found}; {EXPECTED_LAYOUT}")
     split_dir = root / split
     if not split_dir.is_dir():
-        raise DataFormatError(f"split directory {split_dir} does not exist; {EXPECTED_LAYOUT}")
+        found = "is a file, expected a directory" if split_dir.exists() else "does not exist"
+        raise DataFormatError(f"split directory {split_dir} {found}; {EXPECTED_LAYOUT}")
     seqmap = root / f"{split}_seqmap.txt"
     if seqmap.is_file():
         names = read_seqmap(seqmap)

@@ -19,6 +19,7 @@ import numpy as np
 
 from scene_model.data.mot_format import check_unique_ids, parse_mot_lines
 from scene_model.errors import DataFormatError
+from scene_model.outputs import write_atomically, writing
 
 RESULT_COLUMNS = ("frame", "id", "left", "top", "width", "height", "score")
 FORMAT = "frame,id,left,top,width,height,score[,-1,-1,-1]"
@@ -46,20 +47,21 @@ def write_results(directory: Path, results: Mapping[str, np.ndarray]) -> Path:
     leaves the previous results intact.
     """
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    try:
-        for name, rows in results.items():
-            (staging / f"{name}.txt").write_text(format_rows(rows))
-        if directory.exists():
-            retired = staging.with_name(staging.name + "-old")
-            os.rename(directory, retired)
-            os.rename(staging, directory)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.rename(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with writing(directory, "results"):
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+        try:
+            for name, rows in results.items():
+                (staging / f"{name}.txt").write_text(format_rows(rows))
+            if directory.exists():
+                retired = staging.with_name(staging.name + "-old")
+                os.rename(directory, retired)
+                os.rename(staging, directory)
+                shutil.rmtree(retired, ignore_errors=True)
+            else:
+                os.rename(staging, directory)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return directory
 
 
@@ -87,9 +89,10 @@ def zip_results(directory: Path, archive: Path | None = None) -> Path:
     """Pack the ``*.txt`` files of ``directory`` at the root of ``archive`` (default ``<directory>.zip``)."""
     directory = Path(directory)
     archive = Path(archive) if archive is not None else directory.with_suffix(".zip")
-    partial = archive.with_name(f".{archive.name}.partial")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-        for path in sorted(directory.glob("*.txt")):
-            bundle.write(path, arcname=path.name)
-    os.replace(partial, archive)
-    return archive
+
+    def pack(partial: Path) -> None:
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+            for path in sorted(directory.glob("*.txt")):
+                bundle.write(path, arcname=path.name)
+
+    return write_atomically(archive, pack, "results")

@@ -10,7 +10,6 @@ part of one.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import re
@@ -24,6 +23,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import Tensor
 
 from scene_model.errors import CheckpointError
+from scene_model.outputs import write_atomically
 
 # Keys of the run config that decide the shapes of the model's tensors.
 ARCHITECTURE_KEYS = (
@@ -36,28 +36,20 @@ UNREADABLE = (
 )
 
 
-def partial_path(path: Path) -> Path:
-    """Where a checkpoint is written before it is renamed to ``path`` (same directory, hidden)."""
-    return path.with_name(f".{path.name}.partial")
-
-
 def save_atomically(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
-    """``torch.save`` into a hidden file beside ``path``, flush it to disk, then rename it over ``path``."""
+    """``torch.save`` into a hidden file beside ``path``, flush it to disk, then rename it over ``path``.
+
+    A full or read-only disk is a CheckpointError naming the file; the previous checkpoint stays whole.
+    """
     path = Path(path)
-    partial = partial_path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(partial: Path) -> None:
+        # Through a Python file: a refused write is then an OSError (the context of torch's RuntimeError);
+        # given a path, torch writes in C++ and reports only "unexpected pos" or "iostream error".
         with open(partial, "wb") as handle:
             torch.save(checkpoint, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except BaseException as err:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise CheckpointError(f"cannot write checkpoint {path}: {err.strerror or err}") from None
-        raise
+
+    write_atomically(path, write, "checkpoint", CheckpointError)
     _fsync_directory(path.parent)
 
 

@@ -1,7 +1,7 @@
 """Config mistakes found before anything is built, each reported with the key that holds it.
 
 Hydra already refuses unknown keys. Here: required values left at ``???``, interpolations that do
-not resolve, and values of the wrong type. Types come from two places: the signature of the object
+not resolve, values of the wrong type, and numbers outside their range (``KEY_RANGES``). Types come from two places: the signature of the object
 a node builds (its ``_target_``: Trainer, optimiser, DataModule, model, callbacks, loggers ...), and
 ``KEY_TYPES`` below for keys our own code reads.
 """
@@ -42,11 +42,80 @@ KEY_TYPES: dict[str, Any] = {
     "model.channels_last": bool,
     "model.compile": bool,
 }
-# Keys whose value must also lie in a range: (lowest allowed, what it means).
-KEY_MINIMA: dict[str, tuple[int, str]] = {
-    "training.max_bad_steps": (1, "stop after this many skipped steps in a row"),
-    "training.checkpoint_every_n_steps": (0, "0 turns the step checkpoint off"),
-    "training.num_threads": (1, "torch threads; null: the CPUs less one per data loader worker"),
+# Numeric keys and the range their values must lie in: "> 0", ">= 1", "0..1" (both ends included).
+# A list value (data.train_sizes) is checked item by item; None (where a key allows it) passes.
+KEY_RANGES: dict[str, str] = {
+    "seed": f"0..{2**32 - 1}",
+    "training.max_bad_steps": ">= 1",
+    "training.checkpoint_every_n_steps": ">= 0",
+    "training.num_threads": ">= 1",
+    "viz.max_frames": ">= 0",
+    "viz.score_threshold": "0..1",
+    "optimizer.lr": "> 0",
+    "optimizer.weight_decay": ">= 0",
+    "optimizer.momentum": "0..1",
+    "scheduler.warmup_steps": ">= 0",
+    "scheduler.min_lr_ratio": "0..1",
+    "scheduler.milestones": "0..1",
+    "scheduler.gamma": "> 0",
+    "data.clip_len": ">= 1",
+    "data.max_interval": ">= 1",
+    "data.train_stride": ">= 1",
+    "data.val_stride": ">= 1",
+    "data.batch_size": ">= 1",
+    "data.eval_batch_size": ">= 1",
+    "data.num_workers": ">= 0",
+    "data.num_classes": ">= 1",
+    "data.train_sizes": ">= 1",
+    "data.eval_size": ">= 1",
+    "data.max_size": ">= 1",
+    "data.hflip": "0..1",
+    "data.crop": "0..1",
+    "data.crop_scale": "> 0",
+    "data.color_jitter": ">= 0",
+    "data.hue": "0..0.5",
+    "data.min_box_size": ">= 0",
+    "model.num_queries": ">= 1",
+    "model.d_model": ">= 1",
+    "model.nhead": ">= 1",
+    "model.num_encoder_layers": ">= 0",
+    "model.num_decoder_layers": ">= 1",
+    "model.dim_feedforward": ">= 1",
+    "model.dropout": "0..1",
+    "model.backbone.out_layer": "1..4",
+    "model.backbone.num_levels": ">= 1",
+    "model.backbone.unfreeze_after": ">= 0",
+    "model.backbone.lr_mult": ">= 0",
+    "head.matcher.cost_class": ">= 0",
+    "head.matcher.cost_bbox": ">= 0",
+    "head.matcher.cost_giou": ">= 0",
+    "head.weights.cls": ">= 0",
+    "head.weights.bbox": ">= 0",
+    "head.weights.giou": ">= 0",
+    "head.weights.exist": ">= 0",
+    "head.focal_alpha": "0..1",
+    "head.focal_gamma": ">= 0",
+    "head.denoise.num_groups": ">= 1",
+    "head.denoise.box_noise_scale": ">= 0",
+    "head.denoise.label_noise_ratio": "0..1",
+    "head.denoise.id_noise_ratio": "0..1",
+    "trainer.num_nodes": ">= 1",
+    "trainer.max_epochs": ">= -1",
+    "trainer.max_steps": ">= -1",
+    "trainer.min_epochs": ">= 0",
+    "trainer.gradient_clip_val": ">= 0",
+    "trainer.accumulate_grad_batches": ">= 1",
+    "trainer.log_every_n_steps": ">= 1",
+    "trainer.check_val_every_n_epoch": ">= 1",
+    "trainer.num_sanity_val_steps": ">= -1",
+    "trainer.limit_train_batches": ">= 0",
+    "trainer.limit_val_batches": ">= 0",
+    "trainer.limit_test_batches": ">= 0",
+    "eval.every_n_epochs": ">= 0",
+    "eval.tracker.start_threshold": "0..1",
+    "eval.tracker.keep_threshold": "0..1",
+    "eval.tracker.link_iou": "0..1",
+    "eval.tracker.max_lost": ">= 0",
 }
 _INTERPOLATION = re.compile(r"^\$\{([\w.]+)\}$")
 _ABSENT = object()
@@ -67,6 +136,7 @@ def validate_config(cfg: DictConfig) -> None:
     problems: dict[str, str] = {}
     _check_keys(cfg, problems)
     _check_targets(cfg, "", problems)
+    _check_ranges(cfg, problems)
     if problems:
         raise ConfigError("; ".join(f"{key}: {why}" for key, why in problems.items()))
 
@@ -77,11 +147,31 @@ def _check_keys(cfg: DictConfig, problems: dict[str, str]) -> None:
         if value is _ABSENT:
             continue
         problem = _type_problem(value, expected)
-        if problem is None and key in KEY_MINIMA and value is not None and value < KEY_MINIMA[key][0]:
-            minimum, meaning = KEY_MINIMA[key]
-            problem = f"must be >= {minimum} ({meaning}), got {value}"
         if problem:
             problems.setdefault(_source_key(cfg, key), problem)
+
+
+def _check_ranges(cfg: DictConfig, problems: dict[str, str]) -> None:
+    """Every number of a ``KEY_RANGES`` key (and of a list there) inside its range; keys of the wrong
+    type are left to the type checks."""
+    for key, allowed in KEY_RANGES.items():
+        value = _plain(OmegaConf.select(cfg, key, default=None))
+        source = _source_key(cfg, key)
+        if value is None or source in problems or key in problems:
+            continue
+        items = value if isinstance(value, list) else [value]
+        numbers = [v for v in items if isinstance(v, int | float) and not isinstance(v, bool)]
+        if len(numbers) == len(items) and not all(_in_range(v, allowed) for v in numbers):
+            problems[source] = f"{value!r} is out of range, expected {'each ' if isinstance(value, list) else ''}{allowed}"
+
+
+def _in_range(value: float, allowed: str) -> bool:
+    """Whether ``value`` lies in ``allowed`` ("> 0", ">= 1", "0..1"); NaN is never refused here."""
+    if ".." in allowed:
+        low, high = (float(x) for x in allowed.split(".."))
+        return not (value < low or value > high)
+    operator, bound = allowed.split()
+    return not (value <= float(bound) if operator == ">" else value < float(bound))
 
 
 def _check_targets(node: Any, prefix: str, problems: dict[str, str]) -> None:

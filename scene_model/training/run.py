@@ -15,19 +15,22 @@ from lightning.pytorch.strategies import StrategyRegistry
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from scene_model.errors import ConfigError, SceneModelError
+from scene_model.errors import ConfigError, OutputError, SceneModelError
+from scene_model.outputs import cannot_write, write_os_error, write_text_atomically
+from scene_model.training import run_dirs  # noqa: F401  (registers the claim_dir resolver of conf/hydra)
 from scene_model.training.config_loader import ConfigLoader
 from scene_model.training.config_validation import validate_config
-from scene_model.training.slurm import cluster_plugins, resume_ckpt_path
+from scene_model.training.signals import STOP, signal_name, stop_signals
+from scene_model.training.slurm import cluster_plugins, resume_ckpt_path, submitted_to_slurm
 from scene_model.training.threads import configure_threads
+from scene_model.training.write_errors import output_errors
 
 log = logging.getLogger(__name__)
 
 
 @rank_zero_only
 def save_resolved_config(cfg: DictConfig, output_dir: Path) -> None:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_text_atomically(output_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True), "the run config")
 
 
 def multirun() -> bool:
@@ -79,34 +82,41 @@ def train(cfg: DictConfig) -> float | None:
     """Fit (``train``) or validate, then test (``test``); returns the value of ``optimized_metric``
     after fitting or validating."""
     validate_config(cfg)
-    if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
-    configure_threads(cfg.training.get("num_threads"), int(cfg.data.get("num_workers", 0)))
-    loader = ConfigLoader(cfg)
-    datamodule = loader.build_datamodule()
-    module = loader.build_lit_module()
-    trainer = loader.build_trainer(loader.build_callbacks(), loader.build_logger(), plugins=cluster_plugins())
-    check_launch(trainer, cfg.trainer.get("strategy"))
-    ckpt_path = cfg.get("ckpt_path")
-    if cfg.get("train", True):
-        ckpt_path = resume_ckpt_path(ckpt_path, trainer.checkpoint_callback)
-        refuse_to_overwrite(trainer, ckpt_path)
-    save_resolved_config(cfg, Path(cfg.paths.output_dir))
+    if not cfg.get("train", True) and not cfg.get("ckpt_path") and not cfg.get("eval", {}).get("untrained", False):
+        raise ConfigError(
+            "ckpt_path: train=false evaluates a checkpoint and none was given; add "
+            "ckpt_path=outputs/runs/.../checkpoints/last.ckpt (or eval.untrained=true to score an untrained model)"
+        )
+    with stop_signals(enabled=not submitted_to_slurm()):
+        if cfg.get("seed") is not None:
+            L.seed_everything(cfg.seed, workers=True)
+        configure_threads(cfg.training.get("num_threads"), int(cfg.data.get("num_workers", 0)))
+        loader = ConfigLoader(cfg)
+        datamodule = loader.build_datamodule()
+        module = loader.build_lit_module()
+        trainer = loader.build_trainer(loader.build_callbacks(), loader.build_logger(), plugins=cluster_plugins())
+        check_launch(trainer, cfg.trainer.get("strategy"))
+        ckpt_path = cfg.get("ckpt_path")
+        if cfg.get("train", True):
+            ckpt_path = resume_ckpt_path(ckpt_path, trainer.checkpoint_callback)
+            refuse_to_overwrite(trainer, ckpt_path)
+        save_resolved_config(cfg, Path(cfg.paths.output_dir))
 
-    if cfg.get("train", True):
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        ckpt_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
-        ckpt_path = ckpt_path or None
-    else:
-        # Evaluate only: val losses, and through TrackingEvaluator the val split tracked and scored
-        # (val/HOTA, ...) and eval.submit_split written for submission.
-        if not ckpt_path:
-            log.warning("train=false without ckpt_path: evaluating an untrained model")
-        trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    # Read before testing: trainer.test starts callback_metrics afresh, without the val/ metrics.
-    value = optimized_value(cfg.get("optimized_metric"), trainer.callback_metrics)
-    if cfg.get("test", False):
-        trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        with output_errors(trainer, cfg.paths.output_dir):
+            if cfg.get("train", True):
+                trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+                ckpt_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
+                ckpt_path = ckpt_path or None
+            else:
+                # Evaluate only: val losses, and through TrackingEvaluator the val split tracked and scored
+                # (val/HOTA, ...) and eval.submit_split written for submission.
+                if not ckpt_path:
+                    log.warning("train=false without ckpt_path (eval.untrained=true): evaluating an untrained model")
+                trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)
+            # Read before testing: trainer.test starts callback_metrics afresh, without the val/ metrics.
+            value = optimized_value(cfg.get("optimized_metric"), trainer.callback_metrics)
+            if cfg.get("test", False):
+                trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path)
     return value
 
 
@@ -130,12 +140,16 @@ def optimized_value(metric_name: str | None, metrics: dict) -> float | None:
 
 
 def user_error(err: BaseException) -> SceneModelError | None:
-    """The user-fixable error behind ``err``: itself, or the one a constructor raised inside
-    ``hydra.utils.instantiate``; None for anything else (a bug: keep its traceback)."""
+    """The user-fixable error behind ``err``: itself, the one a constructor raised inside
+    ``hydra.utils.instantiate``, or a refused write (disk full, read-only, no permission) as OutputError;
+    None for anything else (a bug: keep its traceback)."""
     if isinstance(err, SceneModelError):
         return err
     if isinstance(err, InstantiationException) and isinstance(err.__cause__, SceneModelError):
         return err.__cause__
+    refused = write_os_error(err)
+    if refused is not None:
+        return OutputError(cannot_write(refused.filename or "a file of the run", refused))
     return None
 
 
@@ -148,15 +162,32 @@ def one_line(err: SceneModelError) -> str:
     return f"{type(err).__name__}: {text}"
 
 
+def stopped_line(cfg: DictConfig, signum: int) -> str:
+    """What a run stopped by a signal says: where it stopped, what was kept and how to go on."""
+    output_dir = Path(cfg.paths.output_dir)
+    last = output_dir / "checkpoints" / "last.ckpt"
+    kept = f"{last} is the last checkpoint; resume with ckpt_path=last hydra.run.dir={output_dir}" if last.is_file() else (
+        "no checkpoint was written yet"
+    )
+    return f"stopped by {signal_name(signum)}: {kept}"
+
+
 def main(cfg: DictConfig) -> float | None:
-    """Entry point body: a user-fixable error is printed as one message, without a traceback.
+    """Entry point body: a user-fixable error is printed as one message, without a traceback, and
+    the run exits with 1; a run stopped by SIGTERM or SIGINT exits with 128 + the signal number.
 
     In a sweep every error is raised on to the sweeper (which records the job as failed and, for a
-    search, goes on); the job's log keeps the traceback of an unexpected one.
+    search, goes on); the job's log keeps the traceback of an unexpected one. A signal stops the sweep.
     """
+    STOP.received = None
     try:
         return train(cfg)
-    except Exception as err:
+    except BaseException as err:
+        if STOP.exit_code is not None:
+            log.error(stopped_line(cfg, STOP.received))
+            raise SystemExit(STOP.exit_code) from None
+        if not isinstance(err, Exception):
+            raise
         found = user_error(err)
         if found is None:
             if multirun():

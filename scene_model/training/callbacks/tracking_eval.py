@@ -29,6 +29,7 @@ from torchvision.ops import box_convert
 
 from scene_model.data.types import SceneBatch
 from scene_model.errors import ConfigError, DataFormatError
+from scene_model.outputs import write_atomically
 from scene_model.tracking.mot_results import write_results, zip_results
 from scene_model.tracking.predictions import WindowPrediction, window_predictions
 from scene_model.tracking.sequence_tracker import SequenceTracker, check_overlap
@@ -123,8 +124,8 @@ class TrackingEvaluator(L.Callback):
         """Write the results of ``split`` and score them; returns the combined metrics."""
         results_dir = write_results(self.output_dir / split, results)
         evaluation = evaluate_mot(gt_dir, results_dir, sequences=lengths, do_preproc=self.do_preproc)
-        evaluation.write_csv(self.output_dir / f"{split}_metrics.csv")
-        evaluation.write_json(self.output_dir / f"{split}_metrics.json")
+        write_atomically(self.output_dir / f"{split}_metrics.csv", evaluation.write_csv, "metrics")
+        write_atomically(self.output_dir / f"{split}_metrics.json", evaluation.write_json, "metrics")
         log.info(f"tracking {split} ({results_dir}):\n{evaluation.table()}")
         return evaluation.combined
 

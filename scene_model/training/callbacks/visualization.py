@@ -20,6 +20,7 @@ from torchvision.transforms import v2
 from torchvision.utils import draw_bounding_boxes, make_grid
 
 from scene_model.data.types import SceneBatch
+from scene_model.outputs import write_atomically
 from scene_model.tracking.predictions import prediction_scores
 
 PALETTE = [
@@ -118,8 +119,8 @@ def publish_grid(trainer: L.Trainer, tag: str, grid: Tensor, directory: Path | N
         elif isinstance(logger, WandbLogger):
             logger.log_image(key=tag, images=[grid.permute(1, 2, 0).cpu().numpy()], step=trainer.global_step)
     if directory is not None:
-        directory.mkdir(parents=True, exist_ok=True)
-        write_png(grid, str(directory / f"epoch_{trainer.current_epoch:03d}.png"))
+        path = directory / f"epoch_{trainer.current_epoch:03d}.png"
+        write_atomically(path, lambda partial: write_png(grid, str(partial)), "picture")
 
 
 class ValidationVisualizer(L.Callback):
