@@ -90,16 +90,6 @@ class Backbone(nn.Module):
         self.channels = [_out_channels(getattr(net, f"layer{i}")) for i in self.levels]
         self.strides = [2 ** (i + 1) for i in self.levels]
 
-    @property
-    def num_channels(self) -> int:
-        """Channels of the deepest level."""
-        return self.channels[-1]
-
-    @property
-    def stride(self) -> int:
-        """Stride of the deepest level."""
-        return self.strides[-1]
-
     def forward(self, images: Tensor) -> list[Tensor]:
         """images float[N, 3, H, W] -> one float[N, C_l, H/stride_l, W/stride_l] per level, finest first."""
         features = []

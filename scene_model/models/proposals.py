@@ -4,8 +4,9 @@ Every encoder cell of every frame predicts a class logit and a box relative to a
 the cell. The proposals are supervised frame by frame like a dense detector (frame-level Hungarian
 matching, see training.head_adapter), which gives the backbone and encoder a direct signal from the
 first step. A window's Q track queries start from the Q cells that score highest in any frame of the
-window: query q's reference box in frame t is what cell q proposes in frame t, so one cell seen in
-several frames is one query, not T duplicates. The content part of the queries stays learned.
+window, each from its cell's box in that best frame, the same box in every frame (the decoder moves it
+frame by frame); one cell seen in several frames is one query, not T duplicates. The content part of
+the queries stays learned.
 """
 
 from __future__ import annotations

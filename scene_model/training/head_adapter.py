@@ -3,7 +3,9 @@
 Terms (one small method each): sigmoid focal classification (``cls``), existence BCE on logits
 (``exist``), L1 (``bbox``) and GIoU (``giou``) on the matched boxes. Every term is summed over
 non-padded frames and divided by the number of ground-truth boxes of the batch (averaged over DDP
-ranks); the auxiliary decoder layers add the same terms. With denoising queries (``dn_state``) the
+ranks). The earlier decoder layers add the same terms (their weighted sum is reported as ``aux``), and
+the encoder's proposals, matched frame by frame, add cls, bbox and giou (reported as ``enc``); the
+final layer's terms are reported under their own names. With denoising queries (``dn_state``) the
 same terms are computed for them against the tracks they were made from (normalised by the boxes
 times the number of groups), reported as ``dn_cls`` ... and added to ``total``.
 """
@@ -97,7 +99,7 @@ class HeadAdapter:
             losses["enc"] = self.weighted(per_layer.pop())
         if len(per_layer) > 1:
             losses["aux"] = sum(self.weighted(terms) for terms in per_layer[1:])
-        total = total + sum(losses[name] for name in ("enc", "aux") if name in losses)
+        total = total + sum(losses[name] for name in GROUP_TERMS if name in losses)
         losses.update(num_matches=torch.full((), float(len(matchings[0])), device=device), num_targets=num_targets)
         if dn_state is not None:
             if "dn" not in outputs:
