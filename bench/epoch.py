@@ -29,12 +29,14 @@ class EpochTimer(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         MARKS["train"] = time.perf_counter()
+        MARKS["steps"] = len(trainer.datamodule.train_dataloader())  # a whole epoch's, not the limited count
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         MARKS["val"] = time.perf_counter()
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         MARKS["end"] = time.perf_counter()
+        MARKS["diagnostics"] = sum(getattr(c, "diagnostics_seconds", 0.0) for c in trainer.callbacks)
 
 
 def measure(train_steps: int) -> dict[str, float]:
@@ -47,15 +49,23 @@ def measure(train_steps: int) -> dict[str, float]:
         cfg = run_config(overrides, Path(tmp))
         with contextlib.redirect_stdout(io.StringIO()):
             train(cfg)
-    return {"train": MARKS["val"] - MARKS["train"], "val": MARKS["end"] - MARKS["val"], "epoch": MARKS["end"] - MARKS["train"]}
+    return {
+        "train": MARKS["val"] - MARKS["train"], "val": MARKS["end"] - MARKS["val"], "epoch": MARKS["end"] - MARKS["train"],
+        "diagnostics": MARKS["diagnostics"], "steps": MARKS["steps"],
+    }
 
 
 def run(quick: bool) -> list[Row]:
     steps = 4 if quick else 20
     seconds = measure(steps)
     note = f"default config, {steps} training steps, the whole val split"
+    full_epoch = seconds["train"] * seconds["steps"] / steps + seconds["val"]
     return [
         Row("epoch", "epoch (training + validation + tracking evaluation)", seconds["epoch"], "s", note),
         Row("epoch", "training part", seconds["train"], "s", f"{steps} steps"),
         Row("epoch", "validation part (losses, pictures, tracking, HOTA)", seconds["val"], "s", "val split: 2 x 100 frames"),
+        Row("epoch", "of which detection diagnostics (eval.diagnostics)", seconds["diagnostics"], "s", "host time, timed inside"),
+        Row("epoch", "diagnostics / validation part", seconds["diagnostics"] / seconds["val"], "x", "ratio in this run"),
+        Row("epoch", f"diagnostics / default epoch ({seconds['steps']:.0f} steps, estimated)", seconds["diagnostics"] / full_epoch,
+            "x", f"training part x {seconds['steps']:.0f}/{steps} + validation part = {full_epoch:.0f} s"),
     ]

@@ -28,9 +28,9 @@ def test_ddp_cpu_writes_one_run_directory_from_rank_zero(tiny_root, tmp_path):
     assert sorted(p.name for p in (run / "viz").glob("*.png")) == ["epoch_000.png", "epoch_001.png"]
     assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1
     # Each rank validates its own half of the windows; the logged metric is their mean, on both ranks.
-    values = [re.findall(r"val/total = (\S+)", (run / log).read_text()) for log in ("train.log", "train_ddp_process_1.log")]
+    values = [re.findall(r"val/loss/total = (\S+)", (run / log).read_text()) for log in ("train.log", "train_ddp_process_1.log")]
     assert values[0] and values[0] == values[1]
-    assert [e.step for e in read_events(run).Scalars("train/total_step")] == [0, 1, 2, 3]  # 2 batches per rank and epoch
+    assert [e.step for e in read_events(run).Scalars("train/loss/total_step")] == [0, 1, 2, 3]  # 2 batches per rank and epoch
 
 
 @pytest.mark.slow

@@ -160,5 +160,5 @@ def test_resnet50_with_denoising_trains_end_to_end(tiny_cfg):
     events = EventAccumulator(f"{cfg.paths.output_dir}/tensorboard")
     events.Reload()
     scalars = set(events.Tags()["scalars"])
-    assert {"train/dn_cls_step", "train/dn_bbox_step", "train/dn_giou_step", "train/dn_exist_step"} <= scalars
-    assert not any(tag.startswith("val/dn_") for tag in scalars)  # validation: matching queries only
+    assert {"train/loss/dn_cls_step", "train/loss/dn_bbox_step", "train/loss/dn_giou_step", "train/loss/dn_exist_step"} <= scalars
+    assert not any(tag.startswith("val/loss/dn_") for tag in scalars)  # validation: matching queries only

@@ -66,10 +66,10 @@ def test_mlflow_run_holds_losses_lr_tracking_metrics_params_and_pictures(tiny_cf
     experiment = client.get_experiment_by_name(cfg.task_name)
     (run,) = client.search_runs([experiment.experiment_id])
     metrics = set(run.data.metrics)
-    for name in ("train/total_step", "train/giou_step", "val/total", "val/giou", "val/HOTA", "val/IDF1", *FINAL):
+    for name in ("train/loss/total_step", "train/loss/giou_step", "val/loss/total", "val/loss/giou", "val/track/HOTA", "val/track/IDF1", *FINAL):
         assert name in metrics, (name, sorted(metrics))
     assert any(name.startswith("lr-") for name in metrics), sorted(metrics)
-    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/total_step")]
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss/total_step")]
     assert steps == sorted(set(steps)) and len(steps) == cfg.trainer.limit_train_batches  # one a step
     lr = [value for key, value in run.data.params.items() if key.endswith("optimizer/lr") or key.endswith("optimizer.lr")]
     assert lr and all(float(v) == cfg.optimizer.lr for v in lr), sorted(run.data.params)

@@ -15,7 +15,7 @@ from tests.conftest import compose_config
 @pytest.mark.slow
 def test_overfit_config_tracks_its_own_sequence(tmp_path):
     cfg = compose_config(
-        ["debug=overfit", f"paths.data_dir={tmp_path / 'data'}", "optimized_metric=val/HOTA",
+        ["debug=overfit", f"paths.data_dir={tmp_path / 'data'}", "optimized_metric=val/track/HOTA",
          "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"],
         tmp_path / "run",
     )

@@ -16,7 +16,7 @@ from tests.test_cli import run_train
 STEPS_PER_EPOCH = 4
 
 
-def logged_steps(event_file: Path, tag: str = "train/total_step") -> list[int]:
+def logged_steps(event_file: Path, tag: str = "train/loss/total_step") -> list[int]:
     events = EventAccumulator(str(event_file), size_guidance={"scalars": 0})
     events.Reload()
     return [e.step for e in events.Scalars(tag)]

@@ -19,7 +19,7 @@ from tests.conftest import compose_config, tiny_overrides
 STEPS = ["trainer.limit_train_batches=3", "training.checkpoint_every_n_steps=2"]
 
 
-def step_losses(run_dir: Path, tag: str = "train/total_step") -> list[float]:
+def step_losses(run_dir: Path, tag: str = "train/loss/total_step") -> list[float]:
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
     events.Reload()
     return [e.value for e in events.Scalars(tag)]

@@ -14,7 +14,7 @@ from tests.test_train import read_events
 
 
 def logged_steps(run: Path) -> list[int]:
-    return [event.step for event in read_events(run).Scalars("train/total_step")]
+    return [event.step for event in read_events(run).Scalars("train/loss/total_step")]
 
 
 def global_step(ckpt: Path) -> int:

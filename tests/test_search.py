@@ -58,8 +58,8 @@ def test_every_searched_key_exists_in_the_run_config(tmp_path):
         assert OmegaConf.select(cfg, key, throw_on_missing=True) is not None, key
 
 
-@pytest.mark.parametrize(("metric", "direction"), [("val/total", "minimize"), ("val/HOTA", "maximize"),
-                                                   ("val/IDF1", "maximize")])
+@pytest.mark.parametrize(("metric", "direction"), [("val/loss/total", "minimize"), ("val/track/HOTA", "maximize"),
+                                                   ("val/track/IDF1", "maximize")])
 def test_direction_follows_the_optimized_metric(metric, direction):
     cfg = compose_config(["hparams_search=optuna", f"optimized_metric={metric}"])
     assert cfg.hydra.sweeper.direction == direction
@@ -126,7 +126,7 @@ def test_trial_directory_is_the_trial_number_and_stays_out_of_the_search_space()
 # --- the study, prepared before the sweeper opens it --------------------------------------------------
 
 
-def sweep_config(storage, metric="val/total", direction="minimize", name="train"):
+def sweep_config(storage, metric="val/loss/total", direction="minimize", name="train"):
     return OmegaConf.create({"optimized_metric": metric, "hydra": {"sweeper": {
         "storage": storage, "study_name": name, "direction": direction}}})
 
@@ -135,11 +135,11 @@ def sweep_config(storage, metric="val/total", direction="minimize", name="train"
 def test_study_is_created_with_its_sqlite_directory_direction_and_metric(database, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     url = "sqlite:///" + database.format(tmp=tmp_path)
-    prepare_study(sweep_config(url, "val/HOTA", "maximize"))
+    prepare_study(sweep_config(url, "val/track/HOTA", "maximize"))
     assert (tmp_path / database.format(tmp=tmp_path)).is_file()
     study = optuna.load_study(study_name="train", storage=url)
     assert study.direction == optuna.study.StudyDirection.MAXIMIZE
-    assert study.user_attrs["optimized_metric"] == "val/HOTA"
+    assert study.user_attrs["optimized_metric"] == "val/track/HOTA"
 
 
 def test_continuing_with_the_same_metric_is_accepted(tmp_path):
@@ -149,11 +149,11 @@ def test_continuing_with_the_same_metric_is_accepted(tmp_path):
     assert len(optuna.get_all_study_summaries(storage=url)) == 1
 
 
-@pytest.mark.parametrize(("metric", "direction"), [("val/HOTA", "maximize"), ("val/cls", "minimize")])
+@pytest.mark.parametrize(("metric", "direction"), [("val/track/HOTA", "maximize"), ("val/loss/cls", "minimize")])
 def test_continuing_with_another_metric_is_refused(metric, direction, tmp_path):
     url = f"sqlite:///{tmp_path}/optuna.db"
     prepare_study(sweep_config(url))
-    with pytest.raises(ConfigError, match=f"optimises val/total .minimize.*optimized_metric={metric} .{direction}.*task_name"):
+    with pytest.raises(ConfigError, match=f"optimises val/loss/total .minimize.*optimized_metric={metric} .{direction}.*task_name"):
         prepare_study(sweep_config(url, metric, direction))
 
 
@@ -161,9 +161,9 @@ def test_refusal_is_one_message_and_exit_status_1(tmp_path, caplog):
     url = f"sqlite:///{tmp_path}/optuna.db"
     prepare_study(sweep_config(url))
     with pytest.raises(SystemExit) as exit_info:  # not an exception: Hydra would only warn about it
-        PrepareStudy().on_multirun_start(sweep_config(url, "val/cls"))
+        PrepareStudy().on_multirun_start(sweep_config(url, "val/loss/cls"))
     assert exit_info.value.code == 1
-    assert "optimized_metric=val/cls" in caplog.text
+    assert "optimized_metric=val/loss/cls" in caplog.text
 
 
 def test_in_memory_study_is_left_to_the_sweeper(tmp_path, monkeypatch):

@@ -13,12 +13,12 @@ from scene_model.training.run import optimized_value, train
 @pytest.mark.parametrize(
     ("name", "metrics", "expected"),
     [
-        ("val/total", {"val/total": torch.tensor(1.5)}, 1.5),
-        ("val/HOTA", {"val/HOTA": 0.25, "val/total": torch.tensor(3.0)}, 0.25),
-        ("val/total", {"val/total": torch.tensor(float("nan"))}, None),
-        ("val/total", {"val/total": torch.tensor(float("inf"))}, None),
-        ("val/HOTA", {"val/total": torch.tensor(1.0)}, None),
-        (None, {"val/total": torch.tensor(1.0)}, None),
+        ("val/loss/total", {"val/loss/total": torch.tensor(1.5)}, 1.5),
+        ("val/track/HOTA", {"val/track/HOTA": 0.25, "val/loss/total": torch.tensor(3.0)}, 0.25),
+        ("val/loss/total", {"val/loss/total": torch.tensor(float("nan"))}, None),
+        ("val/loss/total", {"val/loss/total": torch.tensor(float("inf"))}, None),
+        ("val/track/HOTA", {"val/loss/total": torch.tensor(1.0)}, None),
+        (None, {"val/loss/total": torch.tensor(1.0)}, None),
     ],
 )
 def test_optimized_value(name, metrics, expected):
@@ -26,12 +26,12 @@ def test_optimized_value(name, metrics, expected):
 
 
 def test_missing_metric_is_named_with_what_was_logged(caplog):
-    optimized_value("val/HOTA", {"val/total": torch.tensor(1.0)})
-    assert "val/HOTA" in caplog.text and "val/total" in caplog.text
+    optimized_value("val/track/HOTA", {"val/loss/total": torch.tensor(1.0)})
+    assert "val/track/HOTA" in caplog.text and "val/loss/total" in caplog.text
 
 
 def test_diverged_run_returns_none_not_nan(tiny_cfg, caplog):
-    """A NaN loss weight makes val/total NaN: the run returns None, which the Optuna sweeper records as failed."""
+    """A NaN loss weight makes val/loss/total NaN: the run returns None, which the Optuna sweeper records as failed."""
     assert train(tiny_cfg("train=false", "eval.untrained=true", "head.weights.exist=nan")) is None
     assert "diverged" in caplog.text
     value = train(tiny_cfg("train=false", "eval.untrained=true"))

@@ -50,7 +50,7 @@ def test_failed_trials_are_recorded_and_the_search_goes_on(tiny_root, tmp_path):
     study = optuna.create_study(study_name="failures", storage=f"sqlite:///{search_dir}/optuna.db")
     study.enqueue_trial({"model.nhead": 4, "head.weights.exist": 1.0})    # completes
     study.enqueue_trial({"model.nhead": 5, "head.weights.exist": 1.0})    # d_model 32 % 5 heads: raises
-    study.enqueue_trial({"model.nhead": 4, "head.weights.exist": "nan"})  # val/total is NaN
+    study.enqueue_trial({"model.nhead": 4, "head.weights.exist": "nan"})  # val/loss/total is NaN
     result = search(tmp_path, tiny_root, "task_name=failures", "train=false", "eval.untrained=true", "model.nhead=choice(4,5)",
                     "head.weights.exist=choice(1.0,'nan')", "hydra.sweeper.n_trials=3")
 

@@ -117,7 +117,7 @@ def test_ddp_job_runs_one_task_per_device_into_one_run_directory(requeued_ddp_jo
 
 
 def test_ddp_validation_metric_is_synced_across_ranks(requeued_ddp_job):
-    values = [re.findall(r"val/total = ([0-9.eE+-]+)", log) for log in requeued_ddp_job.task_logs]
+    values = [re.findall(r"val/loss/total = ([0-9.eE+-]+)", log) for log in requeued_ddp_job.task_logs]
     assert values[0] and values[1], requeued_ddp_job.task_logs
     assert values[0][-1] == values[1][-1]
 
@@ -132,6 +132,6 @@ def test_requeued_job_resumes_from_its_own_last_checkpoint(requeued_ddp_job):
     assert final["global_step"] == DDP_EPOCHS * DDP_BATCHES
     # One run directory: the requeued job wrote into the same one, and TensorBoard's curve goes on.
     assert len(list((job.run / "tensorboard").glob("events.out.tfevents.*"))) == 2
-    steps = [event.step for event in read_events(job.run).Scalars("train/total_step")]
+    steps = [event.step for event in read_events(job.run).Scalars("train/loss/total_step")]
     assert steps == list(range(DDP_EPOCHS * DDP_BATCHES)), steps
     assert 0 < job.step_at_signal < DDP_EPOCHS * DDP_BATCHES

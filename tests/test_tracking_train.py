@@ -1,8 +1,9 @@
-"""Tracking evaluation inside runs: val/HOTA & co. during a fit, and the evaluate-only path."""
+"""Tracking evaluation inside runs: val/track/HOTA & co. during a fit, and the evaluate-only path."""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import zipfile
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torchvision.io import decode_png, read_file
 
 from scene_model.data import DancetrackDataModule
 from scene_model.data.dataset import ClipDataset
@@ -20,14 +22,16 @@ from scene_model.models.scene_model import SceneModel
 from scene_model.tools import threshold_sweep
 from scene_model.tools.oracle import oracle_predict
 from scene_model.tracking import SequenceTracker
+from scene_model.tracking.diagnostics import DIAGNOSTICS
 from scene_model.tracking.trackeval_metrics import HEADLINE
 from scene_model.training.callbacks import TrackingEvaluator
+from scene_model.training.callbacks.visualization import ALERT
 from scene_model.training.lit_module import SceneModelLightningModule
 from scene_model.training.run import train
 
 
 def test_fit_logs_tracking_metrics_writes_results_and_the_track_picture(tiny_cfg):
-    cfg = tiny_cfg("optimized_metric=val/HOTA")
+    cfg = tiny_cfg("optimized_metric=val/track/HOTA")
     value = train(cfg)
     run = Path(cfg.paths.output_dir)
     assert value is not None and math.isfinite(value) and 0.0 <= value <= 100.0
@@ -39,9 +43,21 @@ def test_fit_logs_tracking_metrics_writes_results_and_the_track_picture(tiny_cfg
     assert not (run / "tracking" / "test").exists()  # submission files only in evaluate-only runs
     events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
+    scalars = events.Tags()["scalars"]
     for name in HEADLINE:
-        assert f"val/{name}" in events.Tags()["scalars"], name
-    assert "val/tracks" in events.Tags()["images"]
+        assert f"val/track/{name}" in scalars, name
+    for name in DIAGNOSTICS:
+        assert f"val/diag/{name}" in scalars, name
+    assert {"val/diag/score_matched", "val/diag/score_unmatched"} <= set(events.Tags()["histograms"])
+    assert {"val/tracks", "val/predictions"} <= set(events.Tags()["images"])
+    # The pictures and the histograms of a validation sit at the step of its scalars.
+    step = {e.step for e in events.Scalars("val/track/HOTA")}
+    assert step and {e.step for e in events.Images("val/tracks")} == step
+    assert {e.step for e in events.Histograms("val/diag/score_unmatched")} == step
+    written = events.Scalars("val/diag/boxes_written")[-1].value
+    assert written == sum(len(p.read_text().splitlines()) for p in (run / "tracking" / "val").iterdir())
+    assert events.Scalars("val/diag/gt_boxes")[-1].value > 0
+    assert summary["diagnostics"]["boxes_written"] == written and "score_histograms" in summary["diagnostics"]
 
 
 def test_evaluate_only_run_scores_val_and_writes_the_submission(tiny_cfg, monkeypatch):
@@ -56,9 +72,14 @@ def test_evaluate_only_run_scores_val_and_writes_the_submission(tiny_cfg, monkey
         return {**outputs, "exist_conf": torch.zeros_like(outputs["exist_conf"])}
 
     monkeypatch.setattr(SceneModelLightningModule, "forward", blind)
-    cfg = tiny_cfg("train=false", "eval.untrained=true", "optimized_metric=val/HOTA", "data.eval_size=108", "trainer.limit_val_batches=1.0")
+    cfg = tiny_cfg("train=false", "eval.untrained=true", "optimized_metric=val/track/HOTA", "data.eval_size=108", "trainer.limit_val_batches=1.0")
     assert train(cfg) == pytest.approx(100.0, abs=1e-3)
     tracking = Path(cfg.paths.output_dir) / "tracking"
+    diagnostics = json.loads((tracking / "val_metrics.json").read_text())["diagnostics"]
+    combined = json.loads((tracking / "val_metrics.json").read_text())["combined"]
+    assert diagnostics["boxes_written"] == combined["GT_Dets"] > 0
+    assert diagnostics["matched_iou"] == pytest.approx(1.0, abs=1e-4) and diagnostics["recall_75"] == 1.0
+    assert diagnostics["score_auc"] == 1.0 and diagnostics["queries_above_start"] == pytest.approx(diagnostics["gt_per_frame"])
     assert (tracking / "val" / "synth0003.txt").is_file()
     assert sorted(p.name for p in (tracking / "test").iterdir()) == ["synth0004.txt"]
     with zipfile.ZipFile(tracking / "test.zip") as bundle:
@@ -84,7 +105,7 @@ def test_an_epoch_decodes_and_runs_each_val_window_once(tiny_cfg, monkeypatch):
 
     monkeypatch.setattr(ClipDataset, "__getitem__", counting_getitem)
     monkeypatch.setattr(SceneModel, "forward", counting_forward)
-    cfg = tiny_cfg("trainer.limit_val_batches=1.0", "data.clip_len=4", "optimized_metric=val/HOTA")
+    cfg = tiny_cfg("trainer.limit_val_batches=1.0", "data.clip_len=4", "optimized_metric=val/track/HOTA")
     assert train(cfg) is not None
     windows = ClipDataset(DancetrackDataModule(str(cfg.data.root)).load_split("val"), 4, None, train=False, stride=3)
     expected = [(windows.sequences[s].info.name, tuple(range(f, f + 4))) for s, f in zip(windows.seq_index, windows.starts, strict=True)]
@@ -99,13 +120,32 @@ def test_evaluate_only_from_a_checkpoint(tiny_cfg, tmp_path):
     train(fit)
     ckpt = tmp_path / "last.ckpt"
     Path(fit.paths.output_dir, "checkpoints", "last.ckpt").rename(ckpt)
-    cfg = tiny_cfg("train=false", f"ckpt_path={ckpt}", "optimized_metric=val/IDF1")
+    cfg = tiny_cfg("train=false", f"ckpt_path={ckpt}", "optimized_metric=val/track/IDF1")
     value = train(cfg)
     assert value is not None and 0.0 <= value <= 100.0
     assert (Path(cfg.paths.output_dir) / "tracking" / "test.zip").is_file()
     rows = threshold_sweep.main([str(ckpt), "--start", "0.5", "0.1", "--keep", "0.1", "--device", "cpu"])
     assert [(r.start_threshold, r.keep_threshold) for r in rows] == [(0.5, 0.1), (0.1, 0.1)]
     assert all(0.0 <= r.metrics["HOTA"] <= 100.0 for r in rows)
+
+
+def test_a_model_that_writes_no_box_says_so_in_the_console_and_on_the_pictures(tiny_cfg, monkeypatch, caplog):
+    forward = SceneModelLightningModule.loss_step
+
+    def silent(self, batch, train):
+        losses, outputs = forward(self, batch, train)
+        return losses, {**outputs, "exist_conf": torch.full_like(outputs["exist_conf"], 0.2)}
+
+    monkeypatch.setattr(SceneModelLightningModule, "loss_step", silent)
+    cfg = tiny_cfg("train=false", "eval.untrained=true", "eval.submit_split=null")
+    with caplog.at_level(logging.INFO):
+        train(cfg)
+    assert "the tracker wrote no box: no query reached eval.tracker.start_threshold=0.5 (the highest score was 0.20)" in caplog.text
+    assert "boxes written 0 of" in caplog.text
+    viz = Path(cfg.paths.output_dir) / "viz"
+    for picture in (viz / "tracks" / "epoch_000.png", viz / "epoch_000.png"):
+        image = decode_png(read_file(str(picture)))
+        assert tuple(image[:, 1, 1].tolist()) == ALERT, picture  # the red caption band
 
 
 def test_a_missing_submit_split_names_the_key(tiny_cfg):

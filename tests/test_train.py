@@ -32,7 +32,7 @@ def test_fast_fit_writes_every_artifact(tiny_cfg):
     scalars = set(events.Tags()["scalars"])
     for stage in ("train", "val"):
         for term in LOSS_TAGS:
-            assert any(tag.startswith(f"{stage}/{term}") for tag in scalars), (stage, term, scalars)
+            assert any(tag.startswith(f"{stage}/loss/{term}") for tag in scalars), (stage, term, scalars)
     assert any(tag.startswith("lr-") for tag in scalars), scalars
     assert "val/predictions" in events.Tags()["images"]
 
@@ -83,7 +83,7 @@ class RecordMetrics(Callback):
     SEEN: dict = {}
 
     def on_validation_end(self, trainer, pl_module):
-        self.SEEN["val/total"] = float(trainer.callback_metrics["val/total"])
+        self.SEEN["val/loss/total"] = float(trainer.callback_metrics["val/loss/total"])
 
     def on_test_end(self, trainer, pl_module):
         self.SEEN["after_test"] = set(trainer.callback_metrics)
@@ -94,5 +94,5 @@ def test_test_true_returns_the_metric_optimised_before_testing(tiny_cfg):
     RecordMetrics.SEEN.clear()
     value = train(tiny_cfg("test=true", "+callbacks.record._target_=tests.test_train.RecordMetrics"))
     seen = RecordMetrics.SEEN
-    assert value is not None and value == seen["val/total"]
-    assert "val/total" not in seen["after_test"] and any(k.startswith("test/") for k in seen["after_test"])
+    assert value is not None and value == seen["val/loss/total"]
+    assert "val/loss/total" not in seen["after_test"] and any(k.startswith("test/") for k in seen["after_test"])

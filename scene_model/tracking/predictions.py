@@ -23,25 +23,36 @@ def prediction_scores(outputs: dict[str, Tensor]) -> Tensor:
     return outputs["exist_conf"].squeeze(-1)
 
 
-def boxes_in_pixels(outputs: dict[str, Tensor], batch: SceneBatch) -> Tensor:
-    """Predicted boxes as (x1, y1, x2, y2) pixels of each sample's original images, float[B, T, Q, 4].
+def pixel_scale(batch: SceneBatch) -> tuple[Tensor, Tensor]:
+    """(scale, limits), float[B, 4] each: canvas 0..1 (cx, cy, w, h) times ``scale`` = pixels of each
+    sample's original images; ``limits`` = (W0, H0, W0, H0), the original image size.
 
-    The model predicts (cx, cy, w, h) in 0..1 of the padded canvas [H, W] of the batch; sample b
-    occupies the top-left ``image_sizes[b]`` = (h, w) of it, resized from ``orig_sizes[b]`` = (W0, H0).
-    Boxes are clipped to the original image.
+    The model predicts in 0..1 of the padded canvas [H, W] of the batch; sample b occupies the top-left
+    ``image_sizes[b]`` = (h, w) of it, resized from ``orig_sizes[b]`` = (W0, H0).
     """
     if batch.image_sizes is None or batch.orig_sizes is None:
         raise ValueError("boxes_in_pixels needs SceneBatch.image_sizes and orig_sizes (set by collate_tracking)")
     canvas_h, canvas_w = batch.frames.shape[-2:]
-    cxcywh = torch.cat([outputs["bbox_center"], outputs["bbox_size"]], dim=-1).float().cpu()
     image_h, image_w = batch.image_sizes[:, 0].float(), batch.image_sizes[:, 1].float()
     orig_w, orig_h = batch.orig_sizes[:, 0].float(), batch.orig_sizes[:, 1].float()
     scale_x = canvas_w * orig_w / image_w
     scale_y = canvas_h * orig_h / image_h
-    scale = torch.stack([scale_x, scale_y, scale_x, scale_y], dim=-1)[:, None, None, :]
+    return torch.stack([scale_x, scale_y, scale_x, scale_y], dim=-1), torch.stack([orig_w, orig_h, orig_w, orig_h], dim=-1)
+
+
+def to_pixels(cxcywh: Tensor, scale: Tensor, limits: Tensor) -> Tensor:
+    """Canvas 0..1 (cx, cy, w, h) [..., 4] of one sample (or broadcast over samples) -> (x1, y1, x2, y2)
+    pixels of its original images, clipped to them."""
     xyxy = box_convert(cxcywh * scale, "cxcywh", "xyxy")
-    limits = torch.stack([orig_w, orig_h, orig_w, orig_h], dim=-1)[:, None, None, :]
     return torch.minimum(xyxy.clamp(min=0), limits)
+
+
+def boxes_in_pixels(outputs: dict[str, Tensor], batch: SceneBatch) -> Tensor:
+    """Predicted boxes as (x1, y1, x2, y2) pixels of each sample's original images, float[B, T, Q, 4],
+    clipped to the original image (see ``pixel_scale``)."""
+    scale, limits = pixel_scale(batch)
+    cxcywh = torch.cat([outputs["bbox_center"], outputs["bbox_size"]], dim=-1).float().cpu()
+    return to_pixels(cxcywh, scale[:, None, None, :], limits[:, None, None, :])
 
 
 @dataclass
@@ -61,13 +72,16 @@ class WindowPrediction:
 
 def window_predictions(outputs: dict[str, Tensor], batch: SceneBatch) -> list[WindowPrediction]:
     """The model outputs of ``batch`` (boxes and scores, the ``aux`` outputs are not read), one
-    WindowPrediction per sample, moved to the CPU."""
-    boxes = boxes_in_pixels(outputs, batch)
-    scores = prediction_scores(outputs).float().cpu()
-    padding = batch.padding_mask.cpu()
+    WindowPrediction per sample, brought to the CPU in one copy."""
+    host = torch.cat([outputs["bbox_center"], outputs["bbox_size"], prediction_scores(outputs)[..., None]], dim=-1)
+    host = host.float().cpu()
+    scale, limits = pixel_scale(batch)
+    boxes = to_pixels(host[..., :4], scale[:, None, None, :], limits[:, None, None, :])
+    scores = host[..., 4]
     windows = []
     for b, name in enumerate(batch.sequence_ids):
-        valid = ~padding[b]
-        frames = batch.frame_indices[b][valid].numpy()
-        windows.append(WindowPrediction(name, frames, boxes[b][valid], scores[b][valid]))
+        # Frame numbers from the host-side targets (-1 = padded frame): the device copies are not read.
+        frames = np.array([target.frame_index for target in batch.targets[b]], dtype=np.int64)
+        valid = torch.from_numpy(frames >= 0)
+        windows.append(WindowPrediction(name, frames[valid.numpy()], boxes[b][valid], scores[b][valid]))
     return windows

@@ -51,7 +51,7 @@ METRIC_FIELDS = {
     "GT_IDs": ("Count", "GT_IDs", 1.0),
 }
 # What a training run logs (val/<name>) and the table shows first.
-HEADLINE = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
+HEADLINE = ("HOTA", "DetA", "AssA", "DetRe", "DetPr", "LocA", "MOTA", "IDF1", "IDSW")
 COMBINED = "COMBINED"
 
 
@@ -61,6 +61,7 @@ class MotEvaluation:
 
     sequences: dict[str, dict[str, float]]
     combined: dict[str, float]
+    diagnostics: dict | None = None  # written with the metrics (JSON) when set: see tracking.diagnostics
 
     def rows(self) -> list[tuple[str, dict[str, float]]]:
         return [*self.sequences.items(), (COMBINED, self.combined)]
@@ -91,12 +92,25 @@ class MotEvaluation:
             "sequences": {n: {k: _plain(v) for k, v in m.items()} for n, m in self.sequences.items()},
             "combined": {k: _plain(v) for k, v in self.combined.items()},
         }
+        if self.diagnostics is not None:
+            payload["diagnostics"] = _finite(self.diagnostics)
         path.write_text(json.dumps(payload, indent=2) + "\n")
         return path
 
 
 def _plain(value: float) -> float | int:
     return int(value) if float(value).is_integer() else round(float(value), 6)
+
+
+def _finite(value):
+    """``value`` (nested dicts and lists of numbers) with NaN and infinities as None (JSON has none)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float):
+        return _plain(value) if math.isfinite(value) else None
+    return value
 
 
 def _summary(metric_results: dict) -> dict[str, float]:

@@ -85,9 +85,11 @@ class SceneModelLightningModule(L.LightningModule):
         common = dict(on_step=stage == "train", on_epoch=True, batch_size=len(batch), sync_dist=True)
         # Lightning reads progress-bar values from the device at every batch end: a host sync per training
         # step. The training loss goes to the loggers only (read every trainer.log_every_n_steps).
-        self.log(f"{stage}/total", losses["total"].detach(), prog_bar=stage != "train", **common)
+        # Tags: <stage>/loss/total, the final decoder layer's terms (cls, bbox, giou, exist), the weighted
+        # sums of the earlier layers (aux) and of the proposals (enc), and the denoising terms (dn_*).
+        self.log(f"{stage}/loss/total", losses["total"].detach(), prog_bar=stage != "train", **common)
         names = [name for name in LOSS_TERMS + GROUP_TERMS + DN_TERMS if name in losses]
-        self.log_dict({f"{stage}/{name}": losses[name].detach() for name in names}, **common)
+        self.log_dict({f"{stage}/loss/{name}": losses[name].detach() for name in names}, **common)
         return losses, outputs
 
     def training_step(self, batch: SceneBatch, batch_idx: int) -> Tensor:

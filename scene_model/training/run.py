@@ -109,7 +109,7 @@ def train(cfg: DictConfig) -> float | None:
                 ckpt_path = ckpt_path or None
             else:
                 # Evaluate only: val losses, and through TrackingEvaluator the val split tracked and scored
-                # (val/HOTA, ...) and eval.submit_split written for submission.
+                # (val/track/HOTA, ...) and eval.submit_split written for submission.
                 if not ckpt_path:
                     log.warning("train=false without ckpt_path (eval.untrained=true): evaluating an untrained model")
                 trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)

@@ -1,7 +1,7 @@
 """The run's final metrics beside its hyperparameters, so that a sweep's runs compare at a glance.
 
-At the end of a fit (and of an evaluate-only run) the last values of ``metrics`` (val/HOTA, DetA,
-AssA, IDF1, val/total by default) are logged as ``hparams/<name>`` to every logger. TensorBoard
+At the end of a fit (and of an evaluate-only run) the last values of ``metrics`` (val/track/HOTA, DetA,
+AssA, IDF1, val/loss/total by default) are logged as ``hparams/<name>`` to every logger. TensorBoard
 also gets them as an HParams session with the run's hyperparameters (every plain value of the run
 config outside ``exclude``), which its HParams tab lists one run a row; MLflow's run table shows
 them with the parameters Lightning logged at the start.
@@ -18,7 +18,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only
 
-DEFAULT_METRICS = ("val/HOTA", "val/DetA", "val/AssA", "val/IDF1", "val/total")
+DEFAULT_METRICS = ("val/track/HOTA", "val/track/DetA", "val/track/AssA", "val/track/IDF1", "val/loss/total")
 DEFAULT_EXCLUDE = ("paths", "hydra", "callbacks", "logger")
 
 
@@ -51,7 +51,7 @@ class HParamsSummary(L.Callback):
         for name in self.metrics:
             value = trainer.callback_metrics.get(name)
             if value is not None and math.isfinite(float(value)):
-                found[f"hparams/{name.split('/', 1)[-1]}"] = float(value)
+                found[f"hparams/{name.rsplit('/', 1)[-1]}"] = float(value)
         return found
 
     @rank_zero_only

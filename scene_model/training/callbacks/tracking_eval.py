@@ -3,9 +3,12 @@
 Every ``every_n_epochs`` epochs (and at the last epoch) of a fit, and in every ``trainer.validate``
 run, the predictions the validation loop made for its windows (the data module's overlapping
 evaluation windows) are linked into whole-sequence tracks, written as MOTChallenge result files and
-scored with TrackEval; HOTA, DetA, AssA, MOTA, IDF1 and IDSW are logged as ``val/<name>`` (so they
-reach TensorBoard and ``trainer.callback_metrics``, and can be ``optimized_metric``). No window is
-decoded or run through the model a second time. An evaluate-only run also tracks ``submit_split``
+scored with TrackEval; HOTA, DetA, AssA, DetRe, DetPr, LocA, MOTA, IDF1 and IDSW are logged as
+``val/track/<name>`` (so they reach TensorBoard and ``trainer.callback_metrics``, and can be
+``optimized_metric``). With ``diagnostics`` the same pass yields the detection diagnostics
+(``tracking.diagnostics``: counts, matched IoU, best-query recall, score AUC) as ``val/diag/<name>``,
+the matched and unmatched score histograms in TensorBoard, two console lines and a ``diagnostics``
+entry of the metrics JSON. No window is decoded or run through the model a second time. An evaluate-only run also tracks ``submit_split``
 (no ground truth needed), writes its results and zips them for the evaluation server.
 
 Files under ``output_dir``: ``<split>/<sequence>.txt``, ``<split>_metrics.csv``/``.json``,
@@ -16,6 +19,7 @@ With several processes each predicts its share of the windows; rank zero links, 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.distributed as dist
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 from torchvision.ops import box_convert
@@ -30,11 +35,18 @@ from torchvision.ops import box_convert
 from scene_model.data.types import SceneBatch
 from scene_model.errors import ConfigError, DataFormatError
 from scene_model.outputs import write_atomically
+from scene_model.tracking.diagnostics import HISTOGRAM_BINS, DetectionDiagnostics, format_diagnostics
 from scene_model.tracking.mot_results import write_results, zip_results
 from scene_model.tracking.predictions import WindowPrediction, window_predictions
 from scene_model.tracking.sequence_tracker import SequenceTracker, check_overlap
 from scene_model.tracking.trackeval_metrics import HEADLINE, evaluate_mot
-from scene_model.training.callbacks.visualization import publish_grid, render_tracks, to_uint8
+from scene_model.training.callbacks.visualization import (
+    add_caption,
+    logged_step,
+    publish_grid,
+    render_tracks,
+    to_uint8,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +61,8 @@ class TrackingEvaluator(L.Callback):
         output_dir: str = "tracking",
         viz_frames: int = 8,
         viz_dir: str | None = None,
+        diagnostics: bool = True,
+        min_height: int = 256,
     ) -> None:
         self.tracker = tracker
         self.every_n_epochs = int(every_n_epochs)
@@ -57,8 +71,12 @@ class TrackingEvaluator(L.Callback):
         self.output_dir = Path(output_dir)
         self.viz_frames = viz_frames
         self.viz_dir = Path(viz_dir) if viz_dir else None
+        self.diagnose = diagnostics
+        self.min_height = min_height
         self.windows: list[WindowPrediction] | None = None  # collected during a validation that is scored
         self.picture: PictureFrames | None = None
+        self.diagnostics: DetectionDiagnostics | None = None
+        self.diagnostics_seconds = 0.0  # host time spent on the diagnostics in the last scored validation
 
     def should_run(self, trainer: L.Trainer) -> bool:
         if trainer.sanity_checking:
@@ -79,10 +97,13 @@ class TrackingEvaluator(L.Callback):
 
     # --- collecting the validation loop's predictions ---------------------------------------------
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.windows, self.picture = None, None
+        self.windows, self.picture, self.diagnostics = None, None, None
         if not self.should_run(trainer):
             return
         self.windows = []
+        self.diagnostics_seconds = 0.0
+        if self.diagnose:
+            self.diagnostics = DetectionDiagnostics(self.start_threshold)
         first = trainer.datamodule.eval_split().sequences[0].info
         frames = np.unique(np.linspace(1, first.length, max(self.viz_frames, 0)).round().astype(int))
         if self.viz_frames > 0:
@@ -95,39 +116,81 @@ class TrackingEvaluator(L.Callback):
     ) -> None:
         if self.windows is None:
             return
-        self.windows += window_predictions(outputs["outputs"], batch)
+        windows = window_predictions(outputs["outputs"], batch)
+        self.windows += windows
+        if self.diagnostics is not None:
+            started = time.perf_counter()
+            self.diagnostics.add_batch(windows, batch)
+            self.diagnostics_seconds += time.perf_counter() - started
         if self.picture is not None:
             self.picture.take(batch)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.windows is None:
             return
-        shares = all_shares(trainer, (self.windows, self.picture))
-        self.windows, self.picture = None, None
-        windows = [w for share_windows, _ in shares for w in share_windows]
-        picture = PictureFrames.merge([p for _, p in shares if p is not None])
+        shares = all_shares(trainer, (self.windows, self.picture, self.diagnostics))
+        self.windows, self.picture, self.diagnostics = None, None, None
+        windows = [w for share_windows, _, _ in shares for w in share_windows]
+        picture = PictureFrames.merge([p for _, p, _ in shares if p is not None])
+        diagnostics = DetectionDiagnostics.merge([d for _, _, d in shares]) if self.diagnose else None
         split = trainer.datamodule.eval_split()
-        metrics = None
+        metrics, diagnosed = None, None
         if trainer.is_global_zero:
             check_coverage(windows, split.lengths)
             results = self.tracker.link(windows, list(split.lengths))
-            metrics = self.score(split.name, results, split.lengths, split.directory)
+            metrics, diagnosed = self.score(split.name, results, split.lengths, split.directory, diagnostics)
+            if diagnostics is not None:
+                started = time.perf_counter()
+                log_histograms(trainer, diagnostics)
+                self.diagnostics_seconds += time.perf_counter() - started
             if picture is not None:
-                self.draw(trainer, picture, results[picture.sequence])
-        metrics = trainer.strategy.broadcast(metrics, src=0)
-        pl_module.log_dict({f"val/{name}": float(metrics[name]) for name in HEADLINE}, sync_dist=True)
+                self.draw(trainer, picture, results[picture.sequence], diagnosed, metrics)
+        metrics, diagnosed = trainer.strategy.broadcast((metrics, diagnosed), src=0)
+        logged = {f"val/track/{name}": float(metrics[name]) for name in HEADLINE}
+        if diagnostics is not None:
+            logged.update({f"val/diag/{name}": float(value) for name, value in diagnosed.items()})
+        pl_module.log_dict(logged, sync_dist=True)
         if trainer.state.fn == TrainerFn.VALIDATING and self.submit_split:
             self.write_submission(trainer, pl_module)
 
+    @property
+    def start_threshold(self) -> float:
+        return float(self.tracker.linker_options["start_threshold"])
+
     # --- scoring and the submission ---------------------------------------------------------------
-    def score(self, split: str, results: dict[str, np.ndarray], lengths: dict[str, int], gt_dir: Path) -> dict:
-        """Write the results of ``split`` and score them; returns the combined metrics."""
+    def score(
+        self,
+        split: str,
+        results: dict[str, np.ndarray],
+        lengths: dict[str, int],
+        gt_dir: Path,
+        diagnostics: DetectionDiagnostics | None = None,
+    ) -> tuple[dict, dict[str, float]]:
+        """Write the results of ``split`` and score them; returns the combined metrics and the
+        diagnostics' numbers (only the boxes written without ``diagnostics``). The console gets the
+        table, the diagnostics and a warning when no box was written."""
         results_dir = write_results(self.output_dir / split, results)
         evaluation = evaluate_mot(gt_dir, results_dir, sequences=lengths, do_preproc=self.do_preproc)
+        written = float(sum(len(rows) for rows in results.values()))
+        diagnosed = {"boxes_written": written}
+        if diagnostics is not None:
+            started = time.perf_counter()
+            diagnosed = diagnostics.summary(written, evaluation.combined["GT_Dets"])
+            evaluation.diagnostics = {**diagnosed, "score_histograms": diagnostics.histograms()}
+            self.diagnostics_seconds += time.perf_counter() - started
         write_atomically(self.output_dir / f"{split}_metrics.csv", evaluation.write_csv, "metrics")
         write_atomically(self.output_dir / f"{split}_metrics.json", evaluation.write_json, "metrics")
-        log.info(f"tracking {split} ({results_dir}):\n{evaluation.table()}")
-        return evaluation.combined
+        report = evaluation.table()
+        if diagnostics is not None:
+            report += "\n" + format_diagnostics(diagnosed, self.start_threshold)
+        log.info(f"tracking {split} ({results_dir}):\n{report}")
+        if written == 0:
+            best = f" (the highest score was {diagnosed['max_score']:.2f})" if "max_score" in diagnosed else ""
+            log.warning(
+                f"tracking {split}: the tracker wrote no box: no query reached eval.tracker.start_threshold="
+                f"{self.start_threshold:g}{best}; every tracking metric is 0"
+            )
+        return evaluation.combined, diagnosed
 
     def write_submission(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Track ``submit_split`` (its own windows: it is not the validation split) and write its result
@@ -153,8 +216,9 @@ class TrackingEvaluator(L.Callback):
             log.info(f"tracking {self.submit_split}: results for submission in {results_dir} and {archive}")
 
     # --- picture ----------------------------------------------------------------------------------
-    def draw(self, trainer: L.Trainer, picture: PictureFrames, rows: np.ndarray) -> None:
-        """The picture's frames with the tracked boxes coloured by track id, ground truth in white."""
+    def draw(self, trainer: L.Trainer, picture: PictureFrames, rows: np.ndarray, diagnosed: dict, metrics: dict) -> None:
+        """The picture's frames with the tracked boxes coloured by track id, ground truth in white, and
+        a caption with the counts and thresholds (red when nothing was written)."""
         if not picture.frames:
             return
         images, boxes, ids, gt = [], [], [], []
@@ -165,7 +229,31 @@ class TrackingEvaluator(L.Callback):
             boxes.append(xyxy * torch.tensor([*scale, *scale]))
             ids.append(torch.from_numpy(mine[:, 1]).long())
             gt.append(gt_xyxy)
-        publish_grid(trainer, "val/tracks", render_tracks(images, boxes, ids, gt_boxes=gt), self.viz_dir)
+        grid = render_tracks(images, boxes, ids, gt_boxes=gt, min_height=self.min_height)
+        options = self.tracker.linker_options
+        written, truth = diagnosed["boxes_written"], metrics["GT_Dets"]
+        thresholds = f"start {options['start_threshold']:.2f}, keep {options['keep_threshold']:.2f}"
+        if written == 0:
+            best = f"; highest score {diagnosed['max_score']:.2f}" if "max_score" in diagnosed else ""
+            first = f"NO BOX WRITTEN: no query reached start_threshold {options['start_threshold']:.2f}{best}; {truth:.0f} ground-truth boxes"
+        else:
+            first = (
+                f"{picture.sequence}: tracker ({thresholds}) wrote {written:.0f} boxes for {truth:.0f} ground-truth boxes; "
+                f"HOTA {metrics['HOTA']:.1f} DetA {metrics['DetA']:.1f} AssA {metrics['AssA']:.1f}"
+            )
+        grid = add_caption(grid, [first, "white: ground truth; colours: track ids"], alert=written == 0)
+        publish_grid(trainer, "val/tracks", grid, self.viz_dir)
+
+
+def log_histograms(trainer: L.Trainer, diagnostics: DetectionDiagnostics) -> None:
+    """The matched and unmatched score distributions as TensorBoard histograms, at the step of the
+    validation's scalars."""
+    matched, unmatched = diagnostics.scores()
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            for tag, values in (("val/diag/score_matched", matched), ("val/diag/score_unmatched", unmatched)):
+                if len(values):
+                    logger.experiment.add_histogram(tag, values, global_step=logged_step(trainer), bins=HISTOGRAM_BINS)
 
 
 class PictureFrames:
@@ -184,7 +272,7 @@ class PictureFrames:
                 continue
             height, width = batch.image_sizes[b].tolist()
             orig_w, orig_h = batch.orig_sizes[b].tolist()
-            for t, frame in enumerate(batch.frame_indices[b].tolist()):
+            for t, frame in enumerate(f.frame_index for f in batch.targets[b]):
                 if frame not in self.wanted or frame in self.frames:
                     continue
                 image = to_uint8(batch.frames[b, t, :, :height, :width], self.mean, self.std)
@@ -219,5 +307,5 @@ def check_coverage(windows: list[WindowPrediction], lengths: dict[str, int]) -> 
     if missing:
         rank_zero_warn(
             f"tracking evaluation: validation saw {sum(lengths.values()) - missing} of {sum(lengths.values())} frames "
-            "(trainer.limit_val_batches); the frames it did not see count as missed in val/HOTA and the others"
+            "(trainer.limit_val_batches); the frames it did not see count as missed in val/track/HOTA and the others"
         )

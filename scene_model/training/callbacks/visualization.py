@@ -10,9 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 from torchvision.io import write_png
 from torchvision.ops import box_convert
@@ -41,6 +43,34 @@ def to_uint8(frames: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) ->
     return ((frames * std_t + mean_t).clamp(0, 1) * 255).to(torch.uint8).cpu()
 
 
+def fit_height(image: Tensor, min_height: int, max_height: int) -> tuple[Tensor, float]:
+    """``image`` uint8[3, H, W] resized so that its height lies in [min_height, max_height] (small
+    evaluation frames grow, so that boxes and labels survive TensorBoard's downscaling of a grid), and
+    the factor applied."""
+    height = image.shape[-2]
+    scale = min(max(1.0, min_height / height), max_height / height)
+    if scale != 1.0:
+        size = [round(height * scale), round(image.shape[-1] * scale)]
+        image = v2.functional.resize(image, size, antialias=True)
+    return image, scale
+
+
+def line_width(height: int) -> int:
+    """Box outline width for a frame ``height`` pixels tall: about 1 % of it, at least 2."""
+    return max(2, round(height / 100))
+
+
+def draw_frame(image: Tensor, boxes: Tensor, ids: list[int], labels: list[str], gt_boxes: Tensor | None) -> Tensor:
+    """One frame: ground truth (x1, y1, x2, y2 pixels) as thin white outlines, predictions as thick
+    outlines in their track colour with ``labels``."""
+    width = line_width(image.shape[-2])
+    if gt_boxes is not None and len(gt_boxes):
+        image = draw_bounding_boxes(image, gt_boxes.float(), colors="white", width=max(1, width // 2))
+    if len(boxes):
+        image = draw_bounding_boxes(image, boxes.float(), labels=labels, colors=[track_colour(i) for i in ids], width=width)
+    return image
+
+
 def render_clip(
     frames: Tensor,
     boxes: Tensor,
@@ -50,29 +80,26 @@ def render_clip(
     score_threshold: float,
     gt_boxes: list[Tensor] | None = None,
     track_ids: Tensor | None = None,
+    min_height: int = 1,
 ) -> Tensor:
     """One clip as a grid, uint8[3, H', W'].
 
     frames float[T,3,H,W] normalised; boxes float[T,Q,4] (cx, cy, w, h) in 0..1; scores float[T,Q].
-    A query keeps its colour (its track id) in every frame; ground truth is drawn thin and white.
+    A query keeps its colour (its track id) in every frame and is labelled ``id:score``; ground truth
+    is drawn thin and white. Frames lower than ``min_height`` are enlarged.
     """
-    height, width = frames.shape[-2:]
-    images = to_uint8(frames, mean, std)
-    scale = torch.tensor([width, height, width, height], dtype=torch.float32)
     ids = track_ids if track_ids is not None else torch.arange(boxes.shape[1])
     drawn = []
-    for t, image in enumerate(images):
-        if gt_boxes is not None and len(gt_boxes[t]):
-            gt_xyxy = box_convert(gt_boxes[t].float().cpu() * scale, "cxcywh", "xyxy")
-            image = draw_bounding_boxes(image, gt_xyxy, colors="white", width=1)
+    for t, image in enumerate(to_uint8(frames, mean, std)):
+        image, _ = fit_height(image, min_height, max(min_height, image.shape[-2]))
+        height, width = image.shape[-2:]
+        scale = torch.tensor([width, height, width, height], dtype=torch.float32)
+        gt = box_convert(gt_boxes[t].float().cpu() * scale, "cxcywh", "xyxy") if gt_boxes is not None else None
         keep = (scores[t] >= score_threshold).cpu()
-        if keep.any():
-            xyxy = box_convert(boxes[t].float().cpu()[keep] * scale, "cxcywh", "xyxy")
-            kept_ids = ids[keep].tolist()
-            labels = [f"{i}:{s:.2f}" for i, s in zip(kept_ids, scores[t].cpu()[keep].tolist(), strict=True)]
-            colours = [track_colour(i) for i in kept_ids]
-            image = draw_bounding_boxes(image, xyxy, labels=labels, colors=colours, width=2)
-        drawn.append(image)
+        xyxy = box_convert(boxes[t].float().cpu()[keep] * scale, "cxcywh", "xyxy")
+        kept_ids = ids[keep].tolist()
+        labels = [f"{i}:{s:.2f}" for i, s in zip(kept_ids, scores[t].cpu()[keep].tolist(), strict=True)]
+        drawn.append(draw_frame(image, xyxy, kept_ids, labels, gt))
     return make_grid(torch.stack(drawn), nrow=min(4, len(drawn)), padding=2)
 
 
@@ -83,41 +110,62 @@ def render_tracks(
     gt_boxes: list[Tensor] | None = None,
     max_height: int = 360,
     nrow: int = 4,
+    min_height: int = 1,
 ) -> Tensor:
     """Frames of one sequence with tracked boxes coloured and labelled by track id, uint8[3, H', W'].
 
-    images: uint8[3, H, W] per frame (original size); boxes: float[N, 4] (x1, y1, x2, y2) pixels of
-    that frame; track_ids: long[N]; gt_boxes (optional): float[M, 4] pixels, drawn thin and white.
-    Frames taller than ``max_height`` are shrunk (boxes with them) to keep the picture light.
+    images: uint8[3, H, W] per frame; boxes: float[N, 4] (x1, y1, x2, y2) pixels of that frame;
+    track_ids: long[N]; gt_boxes (optional): float[M, 4] pixels, drawn thin and white. Frames are
+    resized (boxes with them) into [min_height, max_height] to keep the picture light and legible.
     """
     drawn = []
     for t, image in enumerate(images):
-        scale = min(1.0, max_height / image.shape[-2])
-        if scale < 1.0:
-            size = [round(image.shape[-2] * scale), round(image.shape[-1] * scale)]
-            image = v2.functional.resize(image, size, antialias=True)
-        if gt_boxes is not None and len(gt_boxes[t]):
-            image = draw_bounding_boxes(image, gt_boxes[t].float() * scale, colors="white", width=1)
-        if len(boxes[t]):
-            ids = track_ids[t].tolist()
-            image = draw_bounding_boxes(
-                image, boxes[t].float() * scale, labels=[str(i) for i in ids], colors=[track_colour(i) for i in ids], width=2
-            )
-        drawn.append(image)
+        image, scale = fit_height(image, min_height, max_height)
+        ids = track_ids[t].tolist()
+        gt = gt_boxes[t].float() * scale if gt_boxes is not None else None
+        drawn.append(draw_frame(image, boxes[t].float() * scale, ids, [str(i) for i in ids], gt))
     return make_grid(torch.stack(drawn), nrow=min(nrow, len(drawn)), padding=2)
+
+
+CAPTION = (40, 40, 40)  # the caption band's colour, and with ``alert`` (nothing drawn, nothing written)
+ALERT = (150, 20, 20)
+
+
+def add_caption(grid: Tensor, lines: list[str], alert: bool = False) -> Tensor:
+    """``grid`` uint8[3, H, W] with ``lines`` of text in a band above it (dark grey; red with
+    ``alert``), so that a picture says what it shows and which threshold drew it."""
+    size = 14 if grid.shape[-1] >= 480 else 10
+    font = ImageFont.load_default(size=size)
+    band = Image.new("RGB", (grid.shape[-1], (size + 4) * len(lines) + 6), ALERT if alert else CAPTION)
+    pen = ImageDraw.Draw(band)
+    for row, line in enumerate(lines):
+        pen.text((6, 3 + row * (size + 4)), line, fill=(255, 255, 255), font=font)
+    band_tensor = torch.from_numpy(np.array(band)).permute(2, 0, 1)
+    return torch.cat([band_tensor, grid.cpu()], dim=1)
+
+
+def logged_step(trainer: L.Trainer) -> int:
+    """The step Lightning gives the scalars logged now (``LoggerConnector.log_metrics``: the count of
+    batches that stepped the optimiser, which a validation inside the training epoch reads before the
+    last batch's increment), so that pictures and histograms sit beside the scalars of their
+    validation; the global step where that count is not kept."""
+    loop = getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None)
+    return int(getattr(loop, "_batches_that_stepped", trainer.global_step))
 
 
 def publish_grid(trainer: L.Trainer, tag: str, grid: Tensor, directory: Path | None) -> None:
     """Log ``grid`` (uint8 [3,H,W]) under ``tag`` to every logger that keeps images (TensorBoard,
-    MLflow, W&B) and, with ``directory``, write it there as ``epoch_NNN.png``."""
+    MLflow, W&B) at the step of the validation's scalars and, with ``directory``, write it there as
+    ``epoch_NNN.png``."""
+    step = logged_step(trainer)
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_image(tag, grid, global_step=trainer.global_step)
+            logger.experiment.add_image(tag, grid, global_step=step)
         elif isinstance(logger, MLFlowLogger):
             image = grid.permute(1, 2, 0).cpu().numpy()
-            logger.experiment.log_image(logger.run_id, image, key=tag, step=trainer.global_step)
+            logger.experiment.log_image(logger.run_id, image, key=tag, step=step)
         elif isinstance(logger, WandbLogger):
-            logger.log_image(key=tag, images=[grid.permute(1, 2, 0).cpu().numpy()], step=trainer.global_step)
+            logger.log_image(key=tag, images=[grid.permute(1, 2, 0).cpu().numpy()], step=step)
     if directory is not None:
         path = directory / f"epoch_{trainer.current_epoch:03d}.png"
         write_atomically(path, lambda partial: write_png(grid, str(partial)), "picture")
@@ -125,29 +173,48 @@ def publish_grid(trainer: L.Trainer, tag: str, grid: Tensor, directory: Path | N
 
 class ValidationVisualizer(L.Callback):
     """On each validation, draws up to ``max_frames`` frames of the first clip of the first batch
-    with the predictions scoring at least ``score_threshold``; logs the grid to TensorBoard and
-    writes it as ``<output_dir>/epoch_<n>.png``."""
+    with the predictions scoring at least ``score_threshold`` and a caption with the counts (queries
+    above the threshold, objects, the highest score when none passes); logs the grid to every image
+    logger and writes it as ``<output_dir>/epoch_<n>.png``."""
 
-    def __init__(self, max_frames: int = 8, score_threshold: float = 0.5, output_dir: str | None = None) -> None:
+    def __init__(
+        self, max_frames: int = 8, score_threshold: float = 0.5, output_dir: str | None = None, min_height: int = 256
+    ) -> None:
         self.max_frames = max_frames
         self.score_threshold = score_threshold
         self.output_dir = Path(output_dir) if output_dir else None
+        self.min_height = min_height
 
     @rank_zero_only
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch: SceneBatch, batch_idx, dataloader_idx=0):
         if batch_idx != 0 or trainer.sanity_checking or not isinstance(outputs, dict) or "outputs" not in outputs:
             return
         pred = outputs["outputs"]
-        length = int((~batch.padding_mask[0]).sum())
-        count = min(self.max_frames, length)
+        frames = [target.frame_index for target in batch.targets[0] if target.frame_index >= 0]
+        count = min(self.max_frames, len(frames))
+        # One host copy: the first clip's boxes and scores.
+        host = torch.cat([pred["bbox_center"][0, :count], pred["bbox_size"][0, :count], prediction_scores(pred)[0, :count, :, None]], dim=-1)
+        host = host.float().cpu()
+        scores = host[..., 4]
+        gt = [torch.cat([f.center, f.size], dim=-1) for f in batch.targets[0][:count]]
         datamodule = trainer.datamodule
         grid = render_clip(
             batch.frames[0, :count],
-            torch.cat([pred["bbox_center"][0, :count], pred["bbox_size"][0, :count]], dim=-1),
-            prediction_scores(pred)[0, :count],
+            host[..., :4],
+            scores,
             getattr(datamodule, "mean", (0.0, 0.0, 0.0)),
             getattr(datamodule, "std", (1.0, 1.0, 1.0)),
             self.score_threshold,
-            gt_boxes=[torch.cat([f.center, f.size], dim=-1) for f in batch.targets[0][:count]],
+            gt_boxes=gt,
+            min_height=self.min_height,
         )
+        above = (scores >= self.score_threshold).sum(-1).float().mean().item() if count else 0.0
+        objects = sum(len(g) for g in gt) / max(count, 1)
+        where = f"{batch.sequence_ids[0]} frames {frames[0]}-{frames[count - 1]}" if count else batch.sequence_ids[0]
+        if above == 0:
+            best = scores.max().item() if scores.numel() else 0.0
+            first = f"NO QUERY SCORES >= {self.score_threshold:.2f} ({where}; highest {best:.2f}); objects {objects:.1f} per frame"
+        else:
+            first = f"{where}: queries scoring >= {self.score_threshold:.2f}: {above:.1f} of {scores.shape[-1]} per frame; objects {objects:.1f} per frame"
+        grid = add_caption(grid, [first, "white: ground truth; colours: queries (query:score)"], alert=above == 0)
         publish_grid(trainer, "val/predictions", grid, self.output_dir)
