@@ -8,8 +8,9 @@ scored with TrackEval; HOTA, DetA, AssA, DetRe, DetPr, LocA, MOTA, IDF1 and IDSW
 ``optimized_metric``). With ``diagnostics`` the same pass yields the detection diagnostics
 (``tracking.diagnostics``: counts, matched IoU, best-query recall, score AUC) as ``val/diag/<name>``,
 the matched and unmatched score histograms in TensorBoard, two console lines and a ``diagnostics``
-entry of the metrics JSON. No window is decoded or run through the model a second time. An evaluate-only run also tracks ``submit_split``
-(no ground truth needed), writes its results and zips them for the evaluation server.
+entry of the metrics JSON (without, ``val/diag/boxes_written`` only). No window is decoded or run
+through the model a second time. An evaluate-only run also tracks ``submit_split`` (no ground truth
+needed), writes its results and zips them for the evaluation server.
 
 Files under ``output_dir``: ``<split>/<sequence>.txt``, ``<split>_metrics.csv``/``.json``,
 ``<submit_split>/`` and ``<submit_split>.zip``; the picture ``<viz_dir>/epoch_NNN.png``.
@@ -147,8 +148,7 @@ class TrackingEvaluator(L.Callback):
                 self.draw(trainer, picture, results[picture.sequence], diagnosed, metrics)
         metrics, diagnosed = trainer.strategy.broadcast((metrics, diagnosed), src=0)
         logged = {f"val/track/{name}": float(metrics[name]) for name in HEADLINE}
-        if diagnostics is not None:
-            logged.update({f"val/diag/{name}": float(value) for name, value in diagnosed.items()})
+        logged.update({f"val/diag/{name}": float(value) for name, value in diagnosed.items()})
         pl_module.log_dict(logged, sync_dist=True)
         if trainer.state.fn == TrainerFn.VALIDATING and self.submit_split:
             self.write_submission(trainer, pl_module)
@@ -229,7 +229,7 @@ class TrackingEvaluator(L.Callback):
             boxes.append(xyxy * torch.tensor([*scale, *scale]))
             ids.append(torch.from_numpy(mine[:, 1]).long())
             gt.append(gt_xyxy)
-        grid = render_tracks(images, boxes, ids, gt_boxes=gt, min_height=self.min_height)
+        grid = render_tracks(images, boxes, ids, gt_boxes=gt, min_height=self.min_height, nrow=2)
         options = self.tracker.linker_options
         written, truth = diagnosed["boxes_written"], metrics["GT_Dets"]
         thresholds = f"start {options['start_threshold']:.2f}, keep {options['keep_threshold']:.2f}"

@@ -56,8 +56,9 @@ def fit_height(image: Tensor, min_height: int, max_height: int) -> tuple[Tensor,
 
 
 def line_width(height: int) -> int:
-    """Box outline width for a frame ``height`` pixels tall: about 1 % of it, at least 2."""
-    return max(2, round(height / 100))
+    """Box outline width for a frame ``height`` pixels tall: about 2.5 % of it, at least 2, so that the
+    boxes survive TensorBoard's shrinking of a picture to its card (about a fifth of a 2-frame-wide grid)."""
+    return max(2, round(height / 40))
 
 
 def draw_frame(image: Tensor, boxes: Tensor, ids: list[int], labels: list[str], gt_boxes: Tensor | None) -> Tensor:
@@ -65,7 +66,7 @@ def draw_frame(image: Tensor, boxes: Tensor, ids: list[int], labels: list[str], 
     outlines in their track colour with ``labels``."""
     width = line_width(image.shape[-2])
     if gt_boxes is not None and len(gt_boxes):
-        image = draw_bounding_boxes(image, gt_boxes.float(), colors="white", width=max(1, width // 2))
+        image = draw_bounding_boxes(image, gt_boxes.float(), colors="white", width=max(2, width // 2))
     if len(boxes):
         image = draw_bounding_boxes(image, boxes.float(), labels=labels, colors=[track_colour(i) for i in ids], width=width)
     return image
@@ -81,6 +82,7 @@ def render_clip(
     gt_boxes: list[Tensor] | None = None,
     track_ids: Tensor | None = None,
     min_height: int = 1,
+    nrow: int = 4,
 ) -> Tensor:
     """One clip as a grid, uint8[3, H', W'].
 
@@ -100,7 +102,7 @@ def render_clip(
         kept_ids = ids[keep].tolist()
         labels = [f"{i}:{s:.2f}" for i, s in zip(kept_ids, scores[t].cpu()[keep].tolist(), strict=True)]
         drawn.append(draw_frame(image, xyxy, kept_ids, labels, gt))
-    return make_grid(torch.stack(drawn), nrow=min(4, len(drawn)), padding=2)
+    return make_grid(torch.stack(drawn), nrow=min(nrow, len(drawn)), padding=2)
 
 
 def render_tracks(
@@ -132,16 +134,30 @@ ALERT = (150, 20, 20)
 
 
 def add_caption(grid: Tensor, lines: list[str], alert: bool = False) -> Tensor:
-    """``grid`` uint8[3, H, W] with ``lines`` of text in a band above it (dark grey; red with
-    ``alert``), so that a picture says what it shows and which threshold drew it."""
-    size = 14 if grid.shape[-1] >= 480 else 10
+    """``grid`` uint8[3, H, W] with ``lines`` of text (wrapped to its width) in a band above it (dark
+    grey; red with ``alert``), so that a picture says what it shows and which threshold drew it."""
+    width = grid.shape[-1]
+    size = max(10, min(20, width // 50))
     font = ImageFont.load_default(size=size)
-    band = Image.new("RGB", (grid.shape[-1], (size + 4) * len(lines) + 6), ALERT if alert else CAPTION)
+    wrapped = [row for line in lines for row in wrap(line, font, width - 12)]
+    band = Image.new("RGB", (width, (size + 5) * len(wrapped) + 8), ALERT if alert else CAPTION)
     pen = ImageDraw.Draw(band)
-    for row, line in enumerate(lines):
-        pen.text((6, 3 + row * (size + 4)), line, fill=(255, 255, 255), font=font)
+    for row, line in enumerate(wrapped):
+        pen.text((6, 4 + row * (size + 5)), line, fill=(255, 255, 255), font=font)
     band_tensor = torch.from_numpy(np.array(band)).permute(2, 0, 1)
     return torch.cat([band_tensor, grid.cpu()], dim=1)
+
+
+def wrap(text: str, font: ImageFont.FreeTypeFont, width: float) -> list[str]:
+    """``text`` broken between words into rows no wider than ``width`` pixels in ``font``."""
+    rows, row = [], ""
+    for word in text.split(" "):
+        candidate = f"{row} {word}" if row else word
+        if row and font.getlength(candidate) > width:
+            rows.append(row)
+            candidate = word
+        row = candidate
+    return rows + [row]
 
 
 def logged_step(trainer: L.Trainer) -> int:
@@ -207,6 +223,7 @@ class ValidationVisualizer(L.Callback):
             self.score_threshold,
             gt_boxes=gt,
             min_height=self.min_height,
+            nrow=2,
         )
         above = (scores >= self.score_threshold).sum(-1).float().mean().item() if count else 0.0
         objects = sum(len(g) for g in gt) / max(count, 1)
