@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from scene_model.tracking.diagnostics import DetectionDiagnostics, WindowTruth, format_diagnostics, score_auc
+from scene_model.tracking.diagnostics import (
+    DIAGNOSTICS,
+    DetectionDiagnostics,
+    WindowTruth,
+    format_diagnostics,
+    score_auc,
+)
 from scene_model.tracking.predictions import WindowPrediction
 
 A = [0.0, 0.0, 10.0, 10.0]
@@ -17,8 +23,8 @@ B_SHIFTED = [22.0, 0.0, 32.0, 10.0]  # IoU with B: 80 / 120
 ELSEWHERE = [50.0, 50.0, 60.0, 60.0]
 
 
-def window(boxes: list[list[list[float]]], scores: list[list[float]]) -> WindowPrediction:
-    frames = np.arange(1, len(boxes) + 1)
+def window(boxes: list[list[list[float]]], scores: list[list[float]], first: int = 1) -> WindowPrediction:
+    frames = np.arange(first, first + len(boxes))
     return WindowPrediction("seq", frames, torch.tensor(boxes), torch.tensor(scores))
 
 
@@ -41,6 +47,7 @@ def test_matched_iou_recall_auc_and_counts_of_one_window():
     assert values["queries_above_start"] == 2.0 and values["gt_per_frame"] == 2.0
     assert values["gt_boxes"] == 6 and values["boxes_written"] == 6 and values["max_score"] == pytest.approx(0.9)
     assert values["matched_score"] == pytest.approx(0.85) and values["unmatched_score"] == pytest.approx(0.1)
+    assert tuple(values) == DIAGNOSTICS
 
 
 def test_a_score_that_prefers_empty_queries_has_auc_zero():
@@ -73,16 +80,29 @@ def test_objects_beyond_the_queries_count_as_missed():
     assert values["matched_iou"] == pytest.approx(0.5) and values["recall_50"] == pytest.approx(0.5)
 
 
-def test_merge_joins_shares_and_empty_inputs_give_nan_not_errors():
+def test_merge_joins_shares_once_per_window_and_empty_inputs_give_nan_not_errors():
     first, second = DetectionDiagnostics(), DetectionDiagnostics()
     first.add(window([[A]], [[0.9]]), truth([{1: A}]))
-    second.add(window([[ELSEWHERE]], [[0.2]]), truth([{}]))
+    second.add(window([[ELSEWHERE]], [[0.2]], first=2), truth([{}]))
+    second.add(window([[A]], [[0.9]]), truth([{1: A}]))  # a window a distributed sampler repeated
     merged = DetectionDiagnostics.merge([first, second])
     assert merged.frames == 2 and merged.summary()["gt_per_frame"] == 0.5
     empty = DetectionDiagnostics().summary(boxes_written=0)
     assert math.isnan(empty["matched_iou"]) and math.isnan(empty["score_auc"]) and empty["max_score"] == 0.0
     histograms = merged.histograms()
     assert sum(histograms["matched"]) == 1 and sum(histograms["unmatched"]) == 1 and len(histograms["bins"]) == 21
+
+
+def test_a_query_that_never_overlaps_is_not_matched_and_non_finite_outputs_count_as_empty():
+    diag = DetectionDiagnostics()
+    diag.add(window([[ELSEWHERE]], [[0.9]]), truth([{1: A}]))
+    values = diag.summary()
+    assert values["matched_iou"] == 0.0 and math.isnan(values["matched_score"]) and values["unmatched_score"] == pytest.approx(0.9)
+    diag = DetectionDiagnostics()
+    nan = float("nan")
+    diag.add(window([[[nan, nan, nan, nan], A]], [[nan, 0.8]]), truth([{1: A}]))
+    values = diag.summary()
+    assert values["matched_iou"] == 1.0 and values["score_auc"] == 1.0 and values["max_score"] == pytest.approx(0.8)
 
 
 def test_score_auc_counts_ties_half():

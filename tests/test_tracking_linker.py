@@ -95,6 +95,17 @@ def test_the_confident_duplicate_carries_the_track():
     assert set(rows[:, 1]) == {1} and rows[:, 6].tolist() == pytest.approx([0.9, 0.9])
 
 
+def test_the_present_query_carries_the_track_over_a_near_empty_one_that_overlaps_more():
+    """A near-empty query sitting exactly on the shared frame's box (IoU 1, score 0.05) must not take
+    the track from the query that is there (IoU 0.67, score 0.9): the track would vanish and the
+    object would get a new id."""
+    objects = {"empty": (moving(1, 0), always(0.05)), "present": (lambda f: f + 4 if f >= 3 else f, always(0.9))}
+    linker = TrackLinker()
+    linker.step(*window([1, 2, 3], {"a": (moving(1, 0), always())}))
+    rows = linker.step(*window([3, 4, 5], objects))
+    assert set(rows[:, 1]) == {1} and rows[:, 6].tolist() == pytest.approx([0.9, 0.9])
+
+
 def test_thresholds_are_checked():
     with pytest.raises(ValueError, match="keep_threshold"):
         TrackLinker(start_threshold=0.3, keep_threshold=0.5)

@@ -4,9 +4,9 @@ Computed on the host from what the tracker already receives (each window's boxes
 ``predictions.window_predictions``) and the batch's host-side ground truth; no forward and no device
 copy of their own.
 
-Per window, queries are matched one-to-one to the window's ground-truth tracks as training matches
-them (a query is one object for the whole window): Hungarian on the mean IoU over the frames where the
-track is visible. From that:
+Per window, queries are matched one-to-one to the window's ground-truth tracks, one query per track
+for the whole window as in training's track-level matching, but on IoU alone: Hungarian on the mean
+IoU over the frames where the track is visible (a pair that never overlaps is no match). From that:
 
 - matched-box IoU: the IoU of each ground-truth box with its matched query in that frame (mean, share
   >= 0.5, share >= 0.75). Low: the boxes are off (localisation), whatever the scores.
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
-from scipy.stats import mannwhitneyu
+from scipy.stats import rankdata
 from torch import Tensor
 from torchvision.ops import box_iou
 
@@ -37,22 +37,12 @@ from scene_model.data.types import SceneBatch, TargetFrame
 from scene_model.tracking.predictions import WindowPrediction, pixel_scale, to_pixels
 
 HISTOGRAM_BINS = np.linspace(0.0, 1.0, 21)  # score histograms: 20 bins of 0.05 on 0..1
-# name -> what it is, in the order the console shows them
-DIAGNOSTICS = {
-    "boxes_written": "boxes the tracker wrote",
-    "gt_boxes": "ground-truth boxes",
-    "queries_above_start": "queries per frame scoring >= start_threshold",
-    "gt_per_frame": "ground-truth boxes per frame",
-    "max_score": "highest score of any query",
-    "matched_iou": "mean IoU of the matched query with its object",
-    "matched_iou_50": "share of matched boxes with IoU >= 0.5",
-    "matched_iou_75": "share of matched boxes with IoU >= 0.75",
-    "recall_50": "share of objects some query covers at IoU >= 0.5",
-    "recall_75": "share of objects some query covers at IoU >= 0.75",
-    "score_auc": "AUC of the score, matched vs unmatched queries",
-    "matched_score": "mean score of matched queries",
-    "unmatched_score": "mean score of unmatched queries",
-}
+# The numbers of ``DetectionDiagnostics.summary``, logged as val/diag/<name> (see the module docstring).
+DIAGNOSTICS = (
+    "boxes_written", "gt_boxes", "queries_above_start", "gt_per_frame", "max_score",
+    "matched_iou", "matched_iou_50", "matched_iou_75", "recall_50", "recall_75",
+    "score_auc", "matched_score", "unmatched_score",
+)
 
 
 @dataclass
@@ -81,23 +71,32 @@ def _pixels(target: TargetFrame, scale: Tensor, limits: Tensor) -> Tensor:
 
 
 @dataclass
+class WindowRecord:
+    """What one window adds to the diagnostics."""
+
+    matched_ious: np.ndarray
+    best_ious: np.ndarray
+    matched_scores: np.ndarray
+    unmatched_scores: np.ndarray
+    frames: int
+    queries_above_start: int
+
+
+@dataclass
 class DetectionDiagnostics:
     """Accumulates the diagnostics over the windows of one validation pass (``add``), then
-    ``summary``. ``merge`` joins the shares of several processes."""
+    ``summary``. ``merge`` joins the shares of several processes. A window is counted once per
+    (sequence, first frame), as the tracker counts it: a distributed sampler repeats windows to even
+    out the processes' shares."""
 
     start_threshold: float = 0.5
-    matched_ious: list[np.ndarray] = field(default_factory=list)
-    best_ious: list[np.ndarray] = field(default_factory=list)
-    matched_scores: list[np.ndarray] = field(default_factory=list)
-    unmatched_scores: list[np.ndarray] = field(default_factory=list)
-    frames: int = 0
-    queries_above_start: int = 0
+    windows: dict[tuple[str, int], WindowRecord] = field(default_factory=dict)
 
     def add(self, window: WindowPrediction, truth: WindowTruth) -> None:
-        boxes, scores = window.boxes.float(), window.scores.float()
+        # Non-finite outputs (a diverged model) count as empty queries: score 0, no overlap.
+        boxes = torch.nan_to_num(window.boxes.float())
+        scores = torch.nan_to_num(window.scores.float(), nan=0.0, posinf=1.0, neginf=0.0)
         num_frames, num_queries = scores.shape
-        self.frames += num_frames
-        self.queries_above_start += int((scores >= self.start_threshold).sum())
         ids = [i for i in truth.track_ids if len(i)]
         tracks = torch.unique(torch.cat(ids)) if ids else torch.zeros(0, dtype=torch.long)
         # iou[t, q, k]: query q against track k in frame t; visible[t, k]
@@ -108,17 +107,23 @@ class DetectionDiagnostics:
                 k = torch.searchsorted(tracks, gt_ids)
                 iou[t][:, k] = box_iou(boxes[t], gt.float())
                 visible[t, k] = True
+        iou = torch.nan_to_num(iou)
         matched = torch.zeros(num_frames, num_queries, dtype=torch.bool)
+        best_ious = matched_ious = np.zeros(0, dtype=np.float32)
         if len(tracks):
-            self.best_ious.append(iou.amax(dim=1)[visible].numpy())
+            best_ious = iou.amax(dim=1)[visible].numpy()
             mean_iou = (iou * visible[:, None]).sum(0) / visible.sum(0).clamp(min=1)  # [Q, K]
             rows, cols = linear_sum_assignment(mean_iou.numpy(), maximize=True)
+            overlap = mean_iou[rows, cols] > 0  # a pair that never overlaps is no match (Hungarian pairs everything)
+            rows, cols = rows[overlap.numpy()], cols[overlap.numpy()]
             per_box = torch.zeros(num_frames, len(tracks))  # an object no query was matched to: IoU 0
             per_box[:, cols] = iou[:, rows, cols]
-            self.matched_ious.append(per_box[visible].numpy())
+            matched_ious = per_box[visible].numpy()
             matched[:, rows] = visible[:, cols]
-        self.matched_scores.append(scores[matched].numpy())
-        self.unmatched_scores.append(scores[~matched].numpy())
+        self.windows[window.key] = WindowRecord(
+            matched_ious, best_ious, scores[matched].numpy(), scores[~matched].numpy(),
+            num_frames, int((scores >= self.start_threshold).sum()),
+        )
 
     def add_batch(self, windows: Sequence[WindowPrediction], batch: SceneBatch) -> None:
         for window, truth in zip(windows, window_truth(batch), strict=True):
@@ -128,29 +133,34 @@ class DetectionDiagnostics:
     def merge(shares: Sequence[DetectionDiagnostics]) -> DetectionDiagnostics:
         merged = DetectionDiagnostics(shares[0].start_threshold)
         for share in shares:
-            for name in ("matched_ious", "best_ious", "matched_scores", "unmatched_scores"):
-                getattr(merged, name).extend(getattr(share, name))
-            merged.frames += share.frames
-            merged.queries_above_start += share.queries_above_start
+            merged.windows.update(share.windows)
         return merged
+
+    def _gather(self, name: str) -> np.ndarray:
+        return _cat([getattr(record, name) for record in self.windows.values()])
+
+    @property
+    def frames(self) -> int:
+        return sum(record.frames for record in self.windows.values())
 
     def scores(self) -> tuple[np.ndarray, np.ndarray]:
         """(matched, unmatched) scores, float32 arrays."""
-        return _cat(self.matched_scores), _cat(self.unmatched_scores)
+        return self._gather("matched_scores"), self._gather("unmatched_scores")
 
     def summary(self, boxes_written: float | None = None, gt_boxes: float | None = None) -> dict[str, float]:
         """The diagnostics as numbers (shares as fractions 0..1; see ``DIAGNOSTICS``). ``boxes_written``:
         the tracker's output count, which windows alone do not give; ``gt_boxes``: the split's
         ground-truth count (None: the boxes of the windows, where frames shared by two windows count
         twice)."""
-        matched_iou, best_iou = _cat(self.matched_ious), _cat(self.best_ious)
+        matched_iou, best_iou = self._gather("matched_ious"), self._gather("best_ious")
         matched, unmatched = self.scores()
         everything = np.concatenate([matched, unmatched])
+        frames = max(self.frames, 1)
         out = {
             "boxes_written": float(boxes_written) if boxes_written is not None else math.nan,
             "gt_boxes": float(gt_boxes) if gt_boxes is not None else float(len(best_iou)),
-            "queries_above_start": self.queries_above_start / max(self.frames, 1),
-            "gt_per_frame": len(best_iou) / max(self.frames, 1),
+            "queries_above_start": sum(record.queries_above_start for record in self.windows.values()) / frames,
+            "gt_per_frame": len(best_iou) / frames,
             "max_score": float(everything.max()) if len(everything) else 0.0,
             "matched_iou": _mean(matched_iou),
             "matched_iou_50": _mean(matched_iou >= 0.5),
@@ -178,7 +188,9 @@ def score_auc(positives: np.ndarray, negatives: np.ndarray) -> float:
     over the product of their counts; ties count half). NaN when either side is empty."""
     if not len(positives) or not len(negatives):
         return math.nan
-    return float(mannwhitneyu(positives, negatives).statistic) / (len(positives) * len(negatives))
+    ranks = rankdata(np.concatenate([positives, negatives]))
+    u = ranks[: len(positives)].sum() - len(positives) * (len(positives) + 1) / 2
+    return float(u) / (len(positives) * len(negatives))
 
 
 def format_diagnostics(values: dict[str, float], start_threshold: float) -> str:

@@ -2,9 +2,10 @@
 
 Within a window a query is one object, so a query is a track piece. Consecutive windows share
 frames (stride < clip_len); on those frames the queries of the new window are matched to the
-tracked queries of the previous one by their mean IoU (Hungarian), and a matched query carries the
-track on. Frames the previous window already wrote are not written again: each window writes the
-frames after the previous window's last one (the first window writes all of its frames).
+tracked queries of the previous one (Hungarian on the mean IoU times the new query's mean score over
+its window; a pair needs a mean IoU of ``link_iou``), and a matched query carries the track on.
+Frames the previous window already wrote are not written again: each window writes the frames after
+the previous window's last one (the first window writes all of its frames).
 
 Scores are existence probabilities (``predictions.prediction_scores``). A box is written for a frame when its score reaches
 ``keep_threshold``; a query that no track claims starts a new track from its first written frame
@@ -21,10 +22,6 @@ from torch import Tensor
 from torchvision.ops import box_convert, box_iou
 
 from scene_model.tracking.mot_results import RESULT_COLUMNS
-
-# Matching objective: IoU plus this times the new query's best score, so that between two queries
-# on the same object (a confident one and a weak duplicate) the confident one carries the track.
-SCORE_TIE_BREAK = 0.1
 
 
 class TrackLinker:
@@ -98,7 +95,9 @@ class TrackLinker:
         prev = self.prev_boxes[torch.from_numpy(shared_prev)][:, active]  # [S, A, 4]
         new = boxes[torch.from_numpy(shared_new)]  # [S, Q, 4]
         iou = torch.stack([box_iou(p, n) for p, n in zip(prev, new, strict=True)]).mean(0)  # [A, Q]
-        objective = iou + SCORE_TIE_BREAK * scores.amax(0)[None, :]
+        # Overlap times the new query's mean score over its window: of two queries on one object, the
+        # one that is there carries the track, not a near-empty duplicate that happens to overlap more.
+        objective = torch.nan_to_num(iou * scores.mean(0)[None, :])
         rows, cols = linear_sum_assignment(objective.numpy(), maximize=True)
         rows, cols = torch.from_numpy(rows), torch.from_numpy(cols)
         ok = iou[rows, cols] >= self.link_iou

@@ -31,7 +31,7 @@ def pixel_scale(batch: SceneBatch) -> tuple[Tensor, Tensor]:
     ``image_sizes[b]`` = (h, w) of it, resized from ``orig_sizes[b]`` = (W0, H0).
     """
     if batch.image_sizes is None or batch.orig_sizes is None:
-        raise ValueError("boxes_in_pixels needs SceneBatch.image_sizes and orig_sizes (set by collate_tracking)")
+        raise ValueError("pixel coordinates need SceneBatch.image_sizes and orig_sizes (set by collate_tracking)")
     canvas_h, canvas_w = batch.frames.shape[-2:]
     image_h, image_w = batch.image_sizes[:, 0].float(), batch.image_sizes[:, 1].float()
     orig_w, orig_h = batch.orig_sizes[:, 0].float(), batch.orig_sizes[:, 1].float()

@@ -50,7 +50,7 @@ METRIC_FIELDS = {
     "IDs": ("Count", "IDs", 1.0),
     "GT_IDs": ("Count", "GT_IDs", 1.0),
 }
-# What a training run logs (val/<name>) and the table shows first.
+# What a training run logs (val/track/<name>) and the table shows first.
 HEADLINE = ("HOTA", "DetA", "AssA", "DetRe", "DetPr", "LocA", "MOTA", "IDF1", "IDSW")
 COMBINED = "COMBINED"
 

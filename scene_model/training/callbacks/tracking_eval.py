@@ -40,7 +40,7 @@ from scene_model.tracking.diagnostics import HISTOGRAM_BINS, DetectionDiagnostic
 from scene_model.tracking.mot_results import write_results, zip_results
 from scene_model.tracking.predictions import WindowPrediction, window_predictions
 from scene_model.tracking.sequence_tracker import SequenceTracker, check_overlap
-from scene_model.tracking.trackeval_metrics import HEADLINE, evaluate_mot
+from scene_model.tracking.trackeval_metrics import HEADLINE, MotEvaluation, evaluate_mot
 from scene_model.training.callbacks.visualization import (
     add_caption,
     logged_step,
@@ -139,13 +139,14 @@ class TrackingEvaluator(L.Callback):
         if trainer.is_global_zero:
             check_coverage(windows, split.lengths)
             results = self.tracker.link(windows, list(split.lengths))
-            metrics, diagnosed = self.score(split.name, results, split.lengths, split.directory, diagnostics)
+            evaluation, diagnosed = self.score(split.name, results, split.lengths, split.directory, diagnostics)
+            metrics = evaluation.combined
             if diagnostics is not None:
                 started = time.perf_counter()
                 log_histograms(trainer, diagnostics)
                 self.diagnostics_seconds += time.perf_counter() - started
             if picture is not None:
-                self.draw(trainer, picture, results[picture.sequence], diagnosed, metrics)
+                self.draw(trainer, picture, results[picture.sequence], diagnosed, evaluation.sequences[picture.sequence])
         metrics, diagnosed = trainer.strategy.broadcast((metrics, diagnosed), src=0)
         logged = {f"val/track/{name}": float(metrics[name]) for name in HEADLINE}
         logged.update({f"val/diag/{name}": float(value) for name, value in diagnosed.items()})
@@ -165,8 +166,8 @@ class TrackingEvaluator(L.Callback):
         lengths: dict[str, int],
         gt_dir: Path,
         diagnostics: DetectionDiagnostics | None = None,
-    ) -> tuple[dict, dict[str, float]]:
-        """Write the results of ``split`` and score them; returns the combined metrics and the
+    ) -> tuple[MotEvaluation, dict[str, float]]:
+        """Write the results of ``split`` and score them; returns the evaluation and the
         diagnostics' numbers (only the boxes written without ``diagnostics``). The console gets the
         table, the diagnostics and a warning when no box was written."""
         results_dir = write_results(self.output_dir / split, results)
@@ -190,7 +191,7 @@ class TrackingEvaluator(L.Callback):
                 f"tracking {split}: the tracker wrote no box: no query reached eval.tracker.start_threshold="
                 f"{self.start_threshold:g}{best}; every tracking metric is 0"
             )
-        return evaluation.combined, diagnosed
+        return evaluation, diagnosed
 
     def write_submission(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Track ``submit_split`` (its own windows: it is not the validation split) and write its result
@@ -218,7 +219,8 @@ class TrackingEvaluator(L.Callback):
     # --- picture ----------------------------------------------------------------------------------
     def draw(self, trainer: L.Trainer, picture: PictureFrames, rows: np.ndarray, diagnosed: dict, metrics: dict) -> None:
         """The picture's frames with the tracked boxes coloured by track id, ground truth in white, and
-        a caption with the counts and thresholds (red when nothing was written)."""
+        a caption with the sequence's counts and metrics and the thresholds (red when the tracker wrote
+        nothing in the whole split). ``metrics``: the pictured sequence's."""
         if not picture.frames:
             return
         images, boxes, ids, gt = [], [], [], []
@@ -231,17 +233,17 @@ class TrackingEvaluator(L.Callback):
             gt.append(gt_xyxy)
         grid = render_tracks(images, boxes, ids, gt_boxes=gt, min_height=self.min_height, nrow=2)
         options = self.tracker.linker_options
-        written, truth = diagnosed["boxes_written"], metrics["GT_Dets"]
+        nothing = diagnosed["boxes_written"] == 0
         thresholds = f"start {options['start_threshold']:.2f}, keep {options['keep_threshold']:.2f}"
-        if written == 0:
+        if nothing:
             best = f"; highest score {diagnosed['max_score']:.2f}" if "max_score" in diagnosed else ""
-            first = f"NO BOX WRITTEN: no query reached start_threshold {options['start_threshold']:.2f}{best}; {truth:.0f} ground-truth boxes"
+            first = f"NO BOX WRITTEN in the split: no query reached start_threshold {options['start_threshold']:.2f}{best}"
         else:
             first = (
-                f"{picture.sequence}: tracker ({thresholds}) wrote {written:.0f} boxes for {truth:.0f} ground-truth boxes; "
-                f"HOTA {metrics['HOTA']:.1f} DetA {metrics['DetA']:.1f} AssA {metrics['AssA']:.1f}"
+                f"{picture.sequence}: tracker ({thresholds}) wrote {len(rows)} boxes for {metrics['GT_Dets']:.0f} "
+                f"ground-truth boxes; HOTA {metrics['HOTA']:.1f} DetA {metrics['DetA']:.1f} AssA {metrics['AssA']:.1f}"
             )
-        grid = add_caption(grid, [first, "white: ground truth; colours: track ids"], alert=written == 0)
+        grid = add_caption(grid, [first, "white: ground truth; colours: track ids"], alert=nothing)
         publish_grid(trainer, "val/tracks", grid, self.viz_dir)
 
 
