@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from scene_model.tracking.linker import TrackLinker
+from scene_model.tracking.linker import TrackLinker, duplicates
 
 
 def window(frames, objects, num_queries=4, slots=None):
@@ -104,6 +104,20 @@ def test_the_present_query_carries_the_track_over_a_near_empty_one_that_overlaps
     linker.step(*window([1, 2, 3], {"a": (moving(1, 0), always())}))
     rows = linker.step(*window([3, 4, 5], objects))
     assert set(rows[:, 1]) == {1} and rows[:, 6].tolist() == pytest.approx([0.9, 0.9])
+
+
+def test_a_duplicate_query_in_a_window_is_dropped_and_neighbours_are_kept():
+    """Two queries on one object (IoU 0.82) write one track, the stronger; two objects whose boxes
+    touch (IoU 0.18) stay two tracks; nms_iou=1 keeps the near duplicate."""
+    strong, weak = (moving(1, 0), always(0.9)), (lambda f: f + 2, always(0.7))
+    rows = TrackLinker().step(*window([1, 2, 3], {"strong": strong, "weak": weak}))
+    assert set(rows[:, 1]) == {1} and rows[:, 6].tolist() == pytest.approx([0.9] * 3)
+    rows = TrackLinker().step(*window([1, 2, 3], {"a": strong, "b": (lambda f: f + 14, always(0.7))}))
+    assert len(set(rows[:, 1])) == 2
+    rows = TrackLinker(nms_iou=1.0).step(*window([1, 2, 3], {"strong": strong, "weak": weak}))
+    assert len(set(rows[:, 1])) == 2
+    dropped = duplicates(*window([1, 2], {"strong": strong, "weak": weak})[1:], 0.3)
+    assert dropped[:2].tolist() == [False, True]  # (the two empty corner queries are copies of each other too)
 
 
 def test_thresholds_are_checked():

@@ -7,6 +7,12 @@ its window; a pair needs a mean IoU of ``link_iou``), and a matched query carrie
 Frames the previous window already wrote are not written again: each window writes the frames after
 the previous window's last one (the first window writes all of its frames).
 
+Before linking, duplicates inside a window are dropped (NMS over whole query tracks): a query whose
+boxes overlap those of a query with a higher mean score by a mean IoU of ``nms_iou`` or more over the
+window's frames is treated as empty (never written, never linked). One-to-one matching trains
+duplicates away only slowly; two queries on one dancer otherwise become two tracks that HOTA's
+matching alternates between.
+
 Scores are existence probabilities (``predictions.prediction_scores``). A box is written for a frame when its score reaches
 ``keep_threshold``; a query that no track claims starts a new track from its first written frame
 scoring ``start_threshold`` or more; a track ends when it has had no written box for more than
@@ -28,7 +34,12 @@ class TrackLinker:
     """Stateful over one sequence: feed its windows in order with ``step``; ids start at 1."""
 
     def __init__(
-        self, start_threshold: float = 0.5, keep_threshold: float = 0.3, link_iou: float = 0.1, max_lost: int = 10
+        self,
+        start_threshold: float = 0.5,
+        keep_threshold: float = 0.3,
+        link_iou: float = 0.1,
+        max_lost: int = 10,
+        nms_iou: float = 0.3,
     ) -> None:
         if not 0.0 <= keep_threshold <= start_threshold <= 1.0:
             raise ValueError(
@@ -38,6 +49,7 @@ class TrackLinker:
         self.keep_threshold = keep_threshold
         self.link_iou = link_iou
         self.max_lost = max_lost
+        self.nms_iou = nms_iou
         self.next_id = 1
         self.last_written = 0
         self.last_seen: dict[int, int] = {}
@@ -52,7 +64,9 @@ class TrackLinker:
         frames = np.asarray(frames, dtype=np.int64)
         boxes, scores = boxes.float().cpu(), scores.float().cpu()
         num_frames, num_queries = scores.shape
-        tracks = self._link(frames, boxes, scores)
+        dropped = duplicates(boxes, scores, self.nms_iou)
+        scores = torch.where(dropped[None, :], 0.0, scores)
+        tracks = self._link(frames, boxes, scores, dropped)
         write = torch.from_numpy(frames > self.last_written)
         visible = (scores >= self.keep_threshold) & write[:, None]
         starts = (scores >= self.start_threshold) & write[:, None]
@@ -82,8 +96,9 @@ class TrackLinker:
         self.last_written = max(self.last_written, int(frames.max(initial=0)))
         return rows
 
-    def _link(self, frames: np.ndarray, boxes: Tensor, scores: Tensor) -> Tensor:
-        """Track id per query of the new window: carried over from the previous window, or -1."""
+    def _link(self, frames: np.ndarray, boxes: Tensor, scores: Tensor, dropped: Tensor) -> Tensor:
+        """Track id per query of the new window: carried over from the previous window, or -1
+        (always for the ``dropped`` duplicates)."""
         tracks = torch.full((scores.shape[1],), -1, dtype=torch.long)
         if self.prev_frames is None:
             return tracks
@@ -97,9 +112,27 @@ class TrackLinker:
         iou = torch.stack([box_iou(p, n) for p, n in zip(prev, new, strict=True)]).mean(0)  # [A, Q]
         # Overlap times the new query's mean score over its window: of two queries on one object, the
         # one that is there carries the track, not a near-empty duplicate that happens to overlap more.
-        objective = torch.nan_to_num(iou * scores.mean(0)[None, :])
+        objective = torch.nan_to_num(iou * scores.mean(0)[None, :]).masked_fill(dropped[None, :], -1.0)
         rows, cols = linear_sum_assignment(objective.numpy(), maximize=True)
         rows, cols = torch.from_numpy(rows), torch.from_numpy(cols)
-        ok = iou[rows, cols] >= self.link_iou
+        ok = (iou[rows, cols] >= self.link_iou) & ~dropped[cols]
         tracks[cols[ok]] = self.prev_tracks[active[rows[ok]]]
         return tracks
+
+
+def duplicates(boxes: Tensor, scores: Tensor, nms_iou: float) -> Tensor:
+    """bool[Q]: queries of one window (boxes float[T, Q, 4] x1y1x2y2, scores float[T, Q]) whose boxes
+    overlap a kept query's with a mean IoU over the frames of at least ``nms_iou``, the queries taken
+    by mean score, highest first (greedy NMS over whole query tracks; ``nms_iou`` > 1: none)."""
+    num_queries = scores.shape[1]
+    dropped = torch.zeros(num_queries, dtype=torch.bool)
+    if nms_iou > 1.0 or num_queries < 2:
+        return dropped
+    overlap = torch.stack([box_iou(frame, frame) for frame in boxes]).mean(0).numpy()  # [Q, Q]
+    for q in scores.mean(0).argsort(descending=True).tolist():
+        if dropped[q]:
+            continue
+        later = torch.from_numpy(overlap[q] >= nms_iou)
+        later[q] = False
+        dropped |= later & ~dropped & (scores.mean(0) <= scores.mean(0)[q])
+    return dropped

@@ -35,10 +35,16 @@ class SequenceTracker:
     """
 
     def __init__(
-        self, start_threshold: float = 0.5, keep_threshold: float = 0.3, link_iou: float = 0.1, max_lost: int = 10
+        self,
+        start_threshold: float = 0.5,
+        keep_threshold: float = 0.3,
+        link_iou: float = 0.1,
+        max_lost: int = 10,
+        nms_iou: float = 0.3,
     ) -> None:
         self.linker_options = dict(
-            start_threshold=start_threshold, keep_threshold=keep_threshold, link_iou=link_iou, max_lost=max_lost
+            start_threshold=start_threshold, keep_threshold=keep_threshold, link_iou=link_iou, max_lost=max_lost,
+            nms_iou=nms_iou,
         )
         try:
             TrackLinker(**self.linker_options)

@@ -116,6 +116,7 @@ KEY_RANGES: dict[str, str] = {
     "eval.tracker.keep_threshold": "0..1",
     "eval.tracker.link_iou": "0..1",
     "eval.tracker.max_lost": ">= 0",
+    "eval.tracker.nms_iou": "0..1",
 }
 _INTERPOLATION = re.compile(r"^\$\{([\w.]+)\}$")
 _ABSENT = object()
