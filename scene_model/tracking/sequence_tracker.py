@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from torch import Tensor
@@ -34,22 +36,16 @@ class SequenceTracker:
     overlapping by ``clip_len - data.val_stride`` frames); the thresholds are those of ``TrackLinker``.
     """
 
-    def __init__(
-        self,
-        start_threshold: float = 0.5,
-        keep_threshold: float = 0.3,
-        link_iou: float = 0.1,
-        max_lost: int = 10,
-        nms_iou: float = 0.3,
-    ) -> None:
-        self.linker_options = dict(
-            start_threshold=start_threshold, keep_threshold=keep_threshold, link_iou=link_iou, max_lost=max_lost,
-            nms_iou=nms_iou,
-        )
+    __signature__ = inspect.signature(TrackLinker)  # its keywords are TrackLinker's (Hydra, config checks)
+
+    def __init__(self, **linker_options: Any) -> None:
         try:
-            TrackLinker(**self.linker_options)
-        except ValueError as err:
+            bound = inspect.signature(TrackLinker).bind(**linker_options)
+            TrackLinker(**linker_options)
+        except (TypeError, ValueError) as err:
             raise ConfigError(f"eval.tracker: {err}") from None
+        bound.apply_defaults()
+        self.linker_options = dict(bound.arguments)
 
     def link(self, windows: Iterable[WindowPrediction], sequences: Sequence[str]) -> dict[str, np.ndarray]:
         """Link window predictions, in any order and possibly repeated (a distributed sampler pads
