@@ -18,7 +18,7 @@ from tests.test_train import read_events
 
 pytestmark = pytest.mark.slurm
 
-DDP_EPOCHS = 4
+DDP_EPOCHS = 8  # long enough that USR2, sent once the first last.ckpt exists, lands before the end (an epoch takes ~2 s)
 DDP_BATCHES = 2  # per epoch and rank
 
 
