@@ -128,11 +128,11 @@ def duplicates(boxes: Tensor, scores: Tensor, nms_iou: float) -> Tensor:
     dropped = torch.zeros(num_queries, dtype=torch.bool)
     if nms_iou > 1.0 or num_queries < 2:
         return dropped
-    overlap = torch.stack([box_iou(frame, frame) for frame in boxes]).mean(0).numpy()  # [Q, Q]
+    overlap = torch.stack([box_iou(frame, frame) for frame in boxes]).mean(0)  # [Q, Q]
+    kept: list[int] = []
     for q in scores.mean(0).argsort(descending=True).tolist():
-        if dropped[q]:
-            continue
-        later = torch.from_numpy(overlap[q] >= nms_iou)
-        later[q] = False
-        dropped |= later & ~dropped & (scores.mean(0) <= scores.mean(0)[q])
+        if kept and bool((overlap[q, kept] >= nms_iou).any()):
+            dropped[q] = True
+        else:
+            kept.append(q)
     return dropped
