@@ -89,7 +89,7 @@ def test_multi_scale_features():
     assert Backbone("resnet50", norm="batch_norm", out_layer=4, num_levels=2).channels == [1024, 2048]
     model = tiny_model(num_levels=2)
     frames = torch.randn(1, 2, 3, 64, 96)
-    memory, memory_pos, _, shapes = model.encode_frames(frames)
+    memory, memory_pos, _, shapes, _ = model.encode_frames(frames)
     assert shapes == [(8, 12), (4, 6)]
     assert memory.shape == (2, 8 * 12 + 4 * 6, 32) and memory_pos.shape == (1, 8 * 12 + 4 * 6, 32)
     model(frames)["cls_logits"].sum().backward()

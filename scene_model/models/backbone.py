@@ -90,13 +90,22 @@ class Backbone(nn.Module):
         self.channels = [_out_channels(getattr(net, f"layer{i}")) for i in self.levels]
         self.strides = [2 ** (i + 1) for i in self.levels]
 
-    def forward(self, images: Tensor) -> list[Tensor]:
-        """images float[N, 3, H, W] -> one float[N, C_l, H/stride_l, W/stride_l] per level, finest first."""
-        features = []
+    def stage_channels(self, stage: int) -> int:
+        """Output channels of ResNet stage ``stage`` (1..out_layer)."""
+        return _out_channels(self.body[STEM + stage - 1])
+
+    def stages(self, images: Tensor, stages: list[int]) -> dict[int, Tensor]:
+        """images float[N, 3, H, W] -> {stage: float[N, C, H/2^(stage+1), W/2^(stage+1)]} for ``stages``."""
+        features = {}
         x = images
         for index, module in enumerate(self.body):
             x = module(x)
             stage = index - STEM + 1
-            if stage in self.levels:
-                features.append(x)
+            if stage in stages:
+                features[stage] = x
         return features
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        """images float[N, 3, H, W] -> one float[N, C_l, H/stride_l, W/stride_l] per level, finest first."""
+        features = self.stages(images, self.levels)
+        return [features[level] for level in self.levels]

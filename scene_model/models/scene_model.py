@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from scene_model.errors import ConfigError
 from scene_model.models.backbone import Backbone
+from scene_model.models.box_pooling import BoxPooling
 from scene_model.models.head import BBoxHead
 from scene_model.models.proposals import ProposalHead, select_queries
 from scene_model.models.transformer import SpaceTimeTransformer, sine_position_1d, sine_position_2d
@@ -53,7 +54,9 @@ class SceneModel(nn.Module):
     Each query carries a learned reference box; every decoder layer refines it per frame (the box head
     predicts an offset in logit space from the previous layer's box, DETR-style iterative refinement)
     and the next layer's positional query is computed from it. With several backbone levels the
-    encoder attends over the tokens of all levels together (a learned embedding per level).
+    encoder attends over the tokens of all levels together (a learned embedding per level). With
+    ``box_pool`` > 0 every decoder layer first adds the features of its boxes, pooled per frame
+    (RoIAlign, ``box_pool`` x ``box_pool``) from backbone stage ``box_stage`` (``models.box_pooling``).
     """
 
     def __init__(
@@ -69,6 +72,8 @@ class SceneModel(nn.Module):
         dropout: float = 0.0,
         denoising: bool = False,
         two_stage: bool = True,
+        box_pool: int = 7,
+        box_stage: int = 2,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -91,6 +96,16 @@ class SceneModel(nn.Module):
         # that no parameter goes without a gradient (DDP) when denoising is off.
         self.label_embed = nn.Embedding(num_classes, d_model) if denoising else None
         self.head = BBoxHead(d_model, num_classes)
+        # Box features (box_pool > 0): every decoder layer pools its boxes from backbone stage box_stage.
+        self.box_stage = box_stage if box_pool > 0 else None
+        self.box_proj = self.box_pooling = None
+        if box_pool > 0:
+            if not 1 <= box_stage <= len(backbone.body) - 4:
+                raise ConfigError(f"model.box_stage={box_stage}; expected a backbone stage 1..{len(backbone.body) - 4}")
+            self.box_proj = nn.Sequential(
+                nn.Conv2d(backbone.stage_channels(box_stage), d_model, kernel_size=1), nn.GroupNorm(groups, d_model)
+            )
+            self.box_pooling = nn.ModuleList(BoxPooling(d_model, box_pool) for _ in range(num_decoder_layers))
         if self.reference is not None:
             nn.init.uniform_(self.reference.weight[:, :2], -2.0, 2.0)
             nn.init.constant_(self.reference.weight[:, 2:], -2.0)
@@ -99,9 +114,10 @@ class SceneModel(nn.Module):
 
     def encode_frames(
         self, frames: Tensor, image_sizes: Tensor | None = None
-    ) -> tuple[Tensor, Tensor, Tensor | None, list[tuple[int, int]]]:
+    ) -> tuple[Tensor, Tensor, Tensor | None, list[tuple[int, int]], Tensor | None]:
         """frames [B,T,3,H,W] -> memory [B*T,S,d], its position [1,S,d], canvas padding bool[B*T,S] or
-        None, and the (height, width) of each level's feature map.
+        None, the (height, width) of each level's feature map, and the box features [B*T,d,h,w]
+        (None without box pooling).
 
         S is the number of feature cells over all levels. Padded frames are computed like the others
         (skipping them would cost a host sync); nothing attends to them.
@@ -109,7 +125,10 @@ class SceneModel(nn.Module):
         batch, num_frames = frames.shape[:2]
         canvas = tuple(frames.shape[-2:])
         tokens, positions, paddings, shapes = [], [], [], []
-        for level, (proj, features) in enumerate(zip(self.input_proj, self.backbone(frames.flatten(0, 1)), strict=True)):
+        levels = self.backbone.levels
+        stages = self.backbone.stages(frames.flatten(0, 1), levels + ([self.box_stage] if self.box_stage else []))
+        box_features = self.box_proj(stages[self.box_stage]) if self.box_proj is not None else None
+        for level, (proj, features) in enumerate(zip(self.input_proj, [stages[i] for i in levels], strict=True)):
             features = proj(features)
             _, dim, height, width = features.shape
             shapes.append((height, width))
@@ -124,7 +143,7 @@ class SceneModel(nn.Module):
             padding = torch.cat(paddings, dim=1).to(frames.device, non_blocking=True)
             padding = padding.repeat_interleave(num_frames, dim=0)
         memory = self.transformer.encode(torch.cat(tokens, dim=1), memory_pos, padding)
-        return memory, memory_pos, padding, shapes
+        return memory, memory_pos, padding, shapes, box_features
 
     def forward(
         self,
@@ -151,7 +170,7 @@ class SceneModel(nn.Module):
         if image_sizes is not None and image_sizes.device.type == "cpu":
             if bool((image_sizes >= torch.tensor(frames.shape[-2:])).all()):
                 image_sizes = None  # nothing to mask (a host check, no device sync): plain attention
-        memory, memory_pos, memory_padding, shapes = self.encode_frames(frames, image_sizes)
+        memory, memory_pos, memory_padding, shapes, box_features = self.encode_frames(frames, image_sizes)
         queries, dim = self.num_queries, self.query_content.embedding_dim
         tgt = self.query_content.weight[None, None].expand(batch, num_frames, queries, dim)
         proposals = None
@@ -182,6 +201,7 @@ class SceneModel(nn.Module):
         layers = self.transformer.decode(
             tgt, reference, time_pos, memory, memory_pos, padding_mask, self.head,
             memory_padding=memory_padding, self_attn_mask=self_attn_mask, query_padding=query_padding,
+            box_pooling=self.box_pooling, box_features=box_features,
         )
         matching = [{k: v[:, :, :queries] for k, v in out.items()} for out in layers]
         outputs: dict[str, Any] = {**matching[-1], "aux": matching[:-1]}
@@ -208,6 +228,8 @@ def build_scene_model(
     dropout: float = 0.0,
     denoising: bool = False,
     two_stage: bool = True,
+    box_pool: int = 7,
+    box_stage: int = 2,
     **training_options: Any,
 ) -> SceneModel:
     """Build a SceneModel from the ``model`` config.
@@ -229,4 +251,6 @@ def build_scene_model(
         dropout=dropout,
         denoising=denoising,
         two_stage=two_stage,
+        box_pool=box_pool,
+        box_stage=box_stage,
     )

@@ -158,15 +158,21 @@ class SpaceTimeTransformer(nn.Module):
         memory_padding: Tensor | None = None,
         self_attn_mask: Tensor | None = None,
         query_padding: Tensor | None = None,
+        box_pooling: nn.ModuleList | None = None,
+        box_features: Tensor | None = None,
     ) -> list[dict[str, Tensor]]:
         """Iterative box refinement; returns each layer's ``head`` outputs, the last layer last.
 
         tgt [B,T,N,d] query contents; reference [B,T,N,4] initial boxes (cx, cy, w, h) in 0..1;
         time_pos [B,T,d]. ``head(hidden, box_logits)`` predicts boxes as offsets of ``box_logits``.
-        Each layer's box (detached) is the next layer's reference.
+        Each layer's box (detached) is the next layer's reference. With ``box_pooling`` (one
+        ``BoxPooling`` per layer) each layer first adds the features of its reference boxes, pooled
+        from ``box_features`` [B*T,d,h,w].
         """
         outputs = []
-        for layer in self.decoder:
+        for index, layer in enumerate(self.decoder):
+            if box_pooling is not None:
+                tgt = box_pooling[index](tgt, reference, box_features)
             query_pos = self.box_to_query_pos(sine_box_embedding(reference, self.d_model)) + time_pos[:, :, None]
             tgt = layer(tgt, query_pos, memory, memory_pos, time_padding, memory_padding, self_attn_mask, query_padding)
             out = head(tgt, inverse_sigmoid(reference))

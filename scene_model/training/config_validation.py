@@ -82,6 +82,8 @@ KEY_RANGES: dict[str, str] = {
     "model.num_decoder_layers": ">= 1",
     "model.dim_feedforward": ">= 1",
     "model.dropout": "0..1",
+    "model.box_pool": ">= 0",
+    "model.box_stage": "1..4",
     "model.backbone.out_layer": "1..4",
     "model.backbone.num_levels": ">= 1",
     "model.backbone.unfreeze_after": ">= 0",
