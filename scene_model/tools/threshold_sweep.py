@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> list[SweepRow]:
     parser.add_argument("--root", default=None, help="data root (default: data.root of the checkpoint's config)")
     parser.add_argument("--start", type=float, nargs="+", default=[0.5, 0.4, 0.3, 0.2, 0.1])
     parser.add_argument("--keep", type=float, nargs="+", default=[0.3, 0.2, 0.1, 0.05])
+    parser.add_argument("--nms-iou", type=float, default=None, help="window NMS of the tracker (default: the checkpoint's eval.tracker.nms_iou)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
 
@@ -94,6 +95,8 @@ def main(argv: list[str] | None = None) -> list[SweepRow]:
     datamodule.prepare_data()  # generates the synthetic data set if the config names one and it is missing
     split = datamodule.eval_split(args.split)
     options = {k: cfg.eval.tracker[k] for k in ("link_iou", "max_lost", "nms_iou") if k in cfg.eval.tracker}
+    if args.nms_iou is not None:
+        options["nms_iou"] = args.nms_iou
 
     with torch.no_grad():
         windows = [

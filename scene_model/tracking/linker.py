@@ -36,10 +36,10 @@ class TrackLinker:
     def __init__(
         self,
         start_threshold: float = 0.5,
-        keep_threshold: float = 0.3,
+        keep_threshold: float = 0.1,
         link_iou: float = 0.1,
         max_lost: int = 10,
-        nms_iou: float = 0.3,
+        nms_iou: float = 0.6,
     ) -> None:
         if not 0.0 <= keep_threshold <= start_threshold <= 1.0:
             raise ValueError(
