@@ -57,3 +57,17 @@ def test_box_pooling_off_builds_nothing_for_it():
 def test_a_box_stage_beyond_the_backbone_names_its_key():
     with pytest.raises(ConfigError, match="model.box_stage=4"):
         build_scene_model(SPEC, num_classes=1, box_pool=4, box_stage=4, **TINY)
+
+
+def test_each_query_pools_its_own_frame_of_its_own_sample():
+    """[B,T,N] boxes against [B*T] feature maps: the same as pooling every frame on its own."""
+    torch.manual_seed(0)
+    pool = BoxPooling(6, 3).eval()
+    tgt = torch.randn(2, 3, 4, 6)
+    boxes = torch.cat([torch.rand(2, 3, 4, 2) * 0.5 + 0.25, torch.rand(2, 3, 4, 2) * 0.3 + 0.1], dim=-1)
+    features = torch.randn(6, 6, 10, 14)
+    together = pool(tgt, boxes, features)
+    for b in range(2):
+        for t in range(3):
+            alone = pool(tgt[b : b + 1, t : t + 1], boxes[b : b + 1, t : t + 1], features[b * 3 + t : b * 3 + t + 1])
+            assert torch.allclose(together[b, t], alone[0, 0], atol=1e-6), (b, t)

@@ -162,3 +162,25 @@ def test_resnet50_with_denoising_trains_end_to_end(tiny_cfg):
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss/dn_cls_step", "train/loss/dn_bbox_step", "train/loss/dn_giou_step", "train/loss/dn_exist_step"} <= scalars
     assert not any(tag.startswith("val/loss/dn_") for tag in scalars)  # validation: matching queries only
+
+
+def test_a_training_batch_without_tracks_keeps_the_label_embedding_in_the_graph(tiny_cfg):
+    """No track, no denoising query: the label embedding still gets a (zero) gradient, as DDP with
+    find_unused_parameters=false needs on every rank."""
+    import dataclasses
+
+    from scene_model.training.config_loader import ConfigLoader
+
+    loader = ConfigLoader(tiny_cfg("head.denoise.enabled=true"))
+    module, data = loader.build_lit_module(), loader.build_datamodule()
+    data.prepare_data()
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    b, t = batch.padding_mask.shape
+    empty = TrackTargets(torch.zeros(b, t, 0, 4), torch.zeros(b, t, 0, dtype=torch.bool), torch.zeros(b, 0, dtype=torch.long),
+                         torch.zeros(b, 0, dtype=torch.long), torch.zeros(b, 0, dtype=torch.bool))
+    losses, _ = module.loss_step(dataclasses.replace(batch, tracks=empty), train=True)
+    losses["total"].backward()
+    assert "dn_cls" not in losses
+    assert module.model.label_embed.weight.grad is not None
+    assert module.model.label_embed.weight.grad.abs().sum() == 0

@@ -123,3 +123,8 @@ def test_a_duplicate_query_in_a_window_is_dropped_and_neighbours_are_kept():
 def test_thresholds_are_checked():
     with pytest.raises(ValueError, match="keep_threshold"):
         TrackLinker(start_threshold=0.3, keep_threshold=0.5)
+
+
+def test_a_negative_nms_iou_is_refused():
+    with pytest.raises(ValueError, match="nms_iou"):
+        TrackLinker(nms_iou=-0.1)

@@ -39,7 +39,8 @@ class BoxPooling(nn.Module):
 
     def forward(self, tgt: Tensor, boxes: Tensor, features: Tensor) -> Tensor:
         batch, frames, queries, dim = tgt.shape
-        grid = box_grid(boxes.detach().reshape(batch * frames, queries, 4).to(features.dtype), self.size)
-        pooled = F.grid_sample(features, grid, align_corners=False)  # [B*T, d, N*size, size]
+        # In float32: a bf16 grid would place samples to 1/256 of the canvas, most of a cell on a large map.
+        grid = box_grid(boxes.detach().reshape(batch * frames, queries, 4).float(), self.size)
+        pooled = F.grid_sample(features.float(), grid, align_corners=False).to(features.dtype)  # [B*T, d, N*size, size]
         pooled = pooled.unflatten(2, (queries, self.size)).permute(0, 2, 1, 3, 4).flatten(2)  # [B*T, N, d*size*size]
         return self.norm(tgt + self.project(pooled).reshape(batch, frames, queries, dim))

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from scene_model.errors import ConfigError
-from scene_model.models.backbone import Backbone
+from scene_model.models.backbone import STEM, Backbone
 from scene_model.models.box_pooling import BoxPooling
 from scene_model.models.head import BBoxHead
 from scene_model.models.proposals import ProposalHead, select_queries
@@ -72,7 +72,7 @@ class SceneModel(nn.Module):
         dropout: float = 0.0,
         denoising: bool = False,
         two_stage: bool = True,
-        box_pool: int = 7,
+        box_pool: int = 0,
         box_stage: int = 2,
     ) -> None:
         super().__init__()
@@ -100,8 +100,8 @@ class SceneModel(nn.Module):
         self.box_stage = box_stage if box_pool > 0 else None
         self.box_proj = self.box_pooling = None
         if box_pool > 0:
-            if not 1 <= box_stage <= len(backbone.body) - 4:
-                raise ConfigError(f"model.box_stage={box_stage}; expected a backbone stage 1..{len(backbone.body) - 4}")
+            if not 1 <= box_stage <= len(backbone.body) - STEM:
+                raise ConfigError(f"model.box_stage={box_stage}; expected a backbone stage 1..{len(backbone.body) - STEM} (model.backbone.out_layer)")
             self.box_proj = nn.Sequential(
                 nn.Conv2d(backbone.stage_channels(box_stage), d_model, kernel_size=1), nn.GroupNorm(groups, d_model)
             )
@@ -228,7 +228,7 @@ def build_scene_model(
     dropout: float = 0.0,
     denoising: bool = False,
     two_stage: bool = True,
-    box_pool: int = 7,
+    box_pool: int = 0,
     box_stage: int = 2,
     **training_options: Any,
 ) -> SceneModel:

@@ -109,8 +109,9 @@ def main(argv: list[str] | None = None) -> list[SweepRow]:
         cells = (f"{row.metrics[c]:8.0f}" if c == "IDSW" else f"{row.metrics[c]:8.1f}" for c in HEADLINE)
         print(f"{row.start_threshold:6.2f}{row.keep_threshold:6.2f}" + "".join(cells))
     best = max(rows, key=lambda r: r.metrics["HOTA"])
+    nms = f" eval.tracker.nms_iou={args.nms_iou}" if args.nms_iou is not None else ""
     print(f"best HOTA {best.metrics['HOTA']:.1f}: eval.tracker.start_threshold={best.start_threshold} "
-          f"eval.tracker.keep_threshold={best.keep_threshold}")
+          f"eval.tracker.keep_threshold={best.keep_threshold}{nms}")
     return rows
 
 

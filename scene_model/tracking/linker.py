@@ -45,6 +45,8 @@ class TrackLinker:
             raise ValueError(
                 f"need 0 <= keep_threshold ({keep_threshold}) <= start_threshold ({start_threshold}) <= 1"
             )
+        if nms_iou < 0.0:
+            raise ValueError(f"need nms_iou >= 0 (above 1: no window NMS), got {nms_iou}")
         self.start_threshold = start_threshold
         self.keep_threshold = keep_threshold
         self.link_iou = link_iou

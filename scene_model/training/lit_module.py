@@ -78,7 +78,12 @@ class SceneModelLightningModule(L.LightningModule):
         outputs = self.model(
             self.input_frames(batch.frames), batch.padding_mask, batch.image_sizes, queries, batch.frame_indices
         )
-        return self.head_adapter.compute_loss(outputs, batch.tracks, batch.padding_mask, dn_state), outputs
+        losses = self.head_adapter.compute_loss(outputs, batch.tracks, batch.padding_mask, dn_state)
+        if train and dn_state is None and self.model.label_embed is not None:
+            # A batch without tracks has no denoising queries: keep the label embedding in the graph so
+            # that DDP (find_unused_parameters=false) still gets its gradient, zero, from every rank.
+            losses["total"] = losses["total"] + 0.0 * self.model.label_embed.weight.sum()
+        return losses, outputs
 
     def _logged_step(self, batch: SceneBatch, stage: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
         losses, outputs = self.loss_step(batch, train=stage == "train")
