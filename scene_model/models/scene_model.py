@@ -97,7 +97,7 @@ class SceneModel(nn.Module):
         self.label_embed = nn.Embedding(num_classes, d_model) if denoising else None
         self.head = BBoxHead(d_model, num_classes)
         # Box features (box_pool > 0): every decoder layer pools its boxes from backbone stage box_stage.
-        self.box_stage = box_stage if box_pool > 0 else None
+        self.box_stage = box_stage
         self.box_proj = self.box_pooling = None
         if box_pool > 0:
             if not 1 <= box_stage <= len(backbone.body) - STEM:
@@ -126,7 +126,7 @@ class SceneModel(nn.Module):
         canvas = tuple(frames.shape[-2:])
         tokens, positions, paddings, shapes = [], [], [], []
         levels = self.backbone.levels
-        stages = self.backbone.stages(frames.flatten(0, 1), levels + ([self.box_stage] if self.box_stage else []))
+        stages = self.backbone.stages(frames.flatten(0, 1), levels + ([self.box_stage] if self.box_proj is not None else []))
         box_features = self.box_proj(stages[self.box_stage]) if self.box_proj is not None else None
         for level, (proj, features) in enumerate(zip(self.input_proj, [stages[i] for i in levels], strict=True)):
             features = proj(features)
