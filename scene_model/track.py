@@ -38,7 +38,7 @@ from scene_model.training.config_loader import ConfigLoader
 from scene_model.training.lit_module import SceneModelLightningModule
 
 T = TypeVar("T")
-TRACKER_FLAGS = ("start_threshold", "keep_threshold", "link_iou", "max_lost", "nms_iou")
+TRACKER_FLAGS = ("start_threshold", "keep_threshold", "link_iou", "max_lost", "nms_iou", "interpolate", "smooth_sigma")
 
 
 @dataclass
@@ -166,6 +166,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     group.add_argument("--link-iou", type=float, default=None, help="mean IoU that links a track across windows")
     group.add_argument("--max-lost", type=int, default=None, help="frames a track may go without a box")
     group.add_argument("--nms-iou", type=float, default=None, help="mean IoU over a window above which the weaker of two queries is a duplicate")
+    group.add_argument(
+        "--interpolate", action=argparse.BooleanOptionalAction, default=None,
+        help="fill the frames a track went without a box by interpolation",
+    )
+    group.add_argument("--smooth-sigma", type=float, default=None, help="Gaussian smoothing of each track's boxes over time, in frames (0: off)")
     group.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (default: data.eval_batch_size)")
     return parser.parse_args(argv)
 

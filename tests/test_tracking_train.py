@@ -72,7 +72,10 @@ def test_evaluate_only_run_scores_val_and_writes_the_submission(tiny_cfg, monkey
         return {**outputs, "exist_conf": torch.zeros_like(outputs["exist_conf"])}
 
     monkeypatch.setattr(SceneModelLightningModule, "forward", blind)
-    cfg = tiny_cfg("train=false", "eval.untrained=true", "optimized_metric=val/track/HOTA", "data.eval_size=108", "trainer.limit_val_batches=1.0")
+    cfg = tiny_cfg(
+        "train=false", "eval.untrained=true", "optimized_metric=val/track/HOTA", "data.eval_size=108",
+        "trainer.limit_val_batches=1.0", "eval.tracker.smooth_sigma=0",  # exact boxes stay exact
+    )
     assert train(cfg) == pytest.approx(100.0, abs=1e-3)
     tracking = Path(cfg.paths.output_dir) / "tracking"
     diagnostics = json.loads((tracking / "val_metrics.json").read_text())["diagnostics"]

@@ -14,6 +14,7 @@ from scene_model.errors import ConfigError
 from scene_model.tracking.linker import TrackLinker
 from scene_model.tracking.mot_results import empty_rows
 from scene_model.tracking.predictions import WindowPrediction, window_predictions
+from scene_model.tracking.track_postprocess import interpolate_gaps, smooth_tracks
 
 Predict = Callable[[SceneBatch], dict[str, Tensor]]
 
@@ -29,23 +30,40 @@ def check_overlap(clip_len: int, stride: int) -> None:
         )
 
 
+def _signature() -> inspect.Signature:
+    """TrackLinker's keywords plus the post-processing ones (Hydra, config checks, ``track.py``)."""
+    post = [
+        inspect.Parameter("interpolate", inspect.Parameter.KEYWORD_ONLY, default=True, annotation=bool),
+        inspect.Parameter("smooth_sigma", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation=float),
+    ]
+    linker = inspect.signature(TrackLinker).parameters.values()
+    return inspect.Signature([p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in linker] + post)
+
+
 class SequenceTracker:
     """Tracks whole sequences from window predictions (conf/eval: ``eval.tracker``).
 
     The windows are the data module's evaluation windows (``DancetrackDataModule.eval_windows``,
     overlapping by ``clip_len - data.val_stride`` frames); the thresholds are those of ``TrackLinker``.
+    Each sequence's linked tracks are then post-processed (``track_postprocess``): the frames a track
+    went without a box are filled by interpolation (``interpolate``) and its boxes are smoothed over
+    time by a Gaussian of ``smooth_sigma`` frames (0: off).
     """
 
-    __signature__ = inspect.signature(TrackLinker)  # its keywords are TrackLinker's (Hydra, config checks)
+    __signature__ = _signature()
 
-    def __init__(self, **linker_options: Any) -> None:
+    def __init__(self, *, interpolate: bool = True, smooth_sigma: float = 1.0, **linker_options: Any) -> None:
         try:
             bound = inspect.signature(TrackLinker).bind(**linker_options)
             TrackLinker(**linker_options)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"eval.tracker: {err}") from None
+        if smooth_sigma < 0:
+            raise ConfigError(f"eval.tracker.smooth_sigma={smooth_sigma}: expected >= 0 (0: no smoothing)")
         bound.apply_defaults()
         self.linker_options = dict(bound.arguments)
+        self.interpolate = interpolate
+        self.smooth_sigma = smooth_sigma
 
     def link(self, windows: Iterable[WindowPrediction], sequences: Sequence[str]) -> dict[str, np.ndarray]:
         """Link window predictions, in any order and possibly repeated (a distributed sampler pads
@@ -58,7 +76,12 @@ class SequenceTracker:
             window = ordered[key]
             linker = linkers.setdefault(window.sequence, TrackLinker(**self.linker_options))
             rows.setdefault(window.sequence, []).append(linker.step(window.frames, window.boxes, window.scores))
-        return {name: np.concatenate(parts) if parts else empty_rows() for name, parts in rows.items()}
+        return {name: self._post(np.concatenate(parts)) if parts else empty_rows() for name, parts in rows.items()}
+
+    def _post(self, rows: np.ndarray) -> np.ndarray:
+        if self.interpolate and len(rows):
+            rows = interpolate_gaps(rows)
+        return smooth_tracks(rows, self.smooth_sigma)
 
     def track(self, predict: Predict, batches: Iterable[SceneBatch], sequences: Sequence[str]) -> dict[str, np.ndarray]:
         """Run ``predict`` over batches of windows and link them (see ``link``)."""

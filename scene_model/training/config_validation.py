@@ -119,6 +119,7 @@ KEY_RANGES: dict[str, str] = {
     "eval.tracker.link_iou": "0..1",
     "eval.tracker.max_lost": ">= 0",
     "eval.tracker.nms_iou": "0..1",
+    "eval.tracker.smooth_sigma": ">= 0",
 }
 _INTERPOLATION = re.compile(r"^\$\{([\w.]+)\}$")
 _ABSENT = object()
