@@ -40,7 +40,7 @@ def test_smoothing_keeps_constant_speed_and_damps_jitter():
     jittery = rows(1, frames, 3.0 * frames + noise)
     smoothed = by_frame(smooth_tracks(jittery, 1.5), 1)
     assert np.abs(smoothed[:, 2] - 3.0 * frames).mean() < 0.6 * np.abs(noise).mean()
-    np.testing.assert_array_equal(smoothed[:, [0, 1, 3, 4, 5, 6]], jittery[:, [0, 1, 3, 4, 5, 6]])
+    np.testing.assert_allclose(smoothed[:, [0, 1, 3, 4, 5, 6]], jittery[:, [0, 1, 3, 4, 5, 6]], atol=1e-9)
 
 
 def test_smoothing_stays_inside_runs_of_consecutive_frames():
@@ -48,3 +48,14 @@ def test_smoothing_stays_inside_runs_of_consecutive_frames():
     track = rows(1, [1, 2, 3, 4, 20, 21, 22, 23], [0, 0, 0, 0, 50, 50, 50, 50])
     np.testing.assert_allclose(smooth_tracks(track, 2.0)[:, 2], track[:, 2])
     assert smooth_tracks(track, 0.0) is track
+
+
+def test_short_runs_keep_constant_speed_and_stay_inside_their_extent():
+    """A run shorter than the kernel (3 frames at sigma 2): the padding repeats its reflection."""
+    steady = rows(1, [1, 2, 3], [0.0, 4.0, 8.0])
+    np.testing.assert_allclose(smooth_tracks(steady, 2.0), steady, atol=1e-9)
+    jump = rows(1, [1, 2, 3, 4], [0.0, 0.0, 0.0, 90.0])
+    jump[:, 4] = [2.0, 2.0, 2.0, 30.0]  # width jumps too
+    out = smooth_tracks(jump, 2.0)
+    assert (out[:, 4:6] >= 0).all()
+    assert (out[:, 2] >= 0).all() and (out[:, 2] + out[:, 4] <= (jump[:, 2] + jump[:, 4]).max() + 1e-9).all()

@@ -165,9 +165,10 @@ def test_smoothing_takes_out_frame_to_frame_jitter(tiny_root, tmp_path):
     assert smooth["LocA"] > rough["LocA"] + 1.0 and smooth["HOTA"] > rough["HOTA"], (rough, smooth)
 
 
-def test_smoothing_must_not_be_negative():
+@pytest.mark.parametrize("sigma", [-1.0, float("nan"), float("inf")])
+def test_smoothing_must_be_a_finite_non_negative_number(sigma):
     with pytest.raises(ConfigError, match="eval.tracker.smooth_sigma"):
-        SequenceTracker(smooth_sigma=-1.0)
+        SequenceTracker(smooth_sigma=sigma)
 
 
 def test_linking_takes_windows_in_any_order_and_once(tiny_root):

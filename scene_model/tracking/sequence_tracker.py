@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -31,7 +32,7 @@ def check_overlap(clip_len: int, stride: int) -> None:
 
 
 def _signature() -> inspect.Signature:
-    """TrackLinker's keywords plus the post-processing ones (Hydra, config checks, ``track.py``)."""
+    """TrackLinker's keywords plus the post-processing ones (what Hydra and ``track.py`` may pass)."""
     post = [
         inspect.Parameter("interpolate", inspect.Parameter.KEYWORD_ONLY, default=True, annotation=bool),
         inspect.Parameter("smooth_sigma", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation=float),
@@ -58,7 +59,7 @@ class SequenceTracker:
             TrackLinker(**linker_options)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"eval.tracker: {err}") from None
-        if smooth_sigma < 0:
+        if not (math.isfinite(smooth_sigma) and smooth_sigma >= 0):
             raise ConfigError(f"eval.tracker.smooth_sigma={smooth_sigma}: expected >= 0 (0: no smoothing)")
         bound.apply_defaults()
         self.linker_options = dict(bound.arguments)

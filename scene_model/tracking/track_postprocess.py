@@ -5,7 +5,8 @@ window whose query scored below ``keep_threshold``); ``interpolate_gaps`` writes
 frames by linear interpolation between the frames on either side, as ByteTrack's and StrongSORT's
 offline post-processing does. ``smooth_tracks`` low-passes each track's box coordinates over time
 with a Gaussian (frame-wise predictions jitter; dancers move smoothly), extended at the ends by point
-reflection so that a track moving at constant speed is left unchanged.
+reflection so that a track moving at constant speed is left unchanged (and the first and last box of
+a run keep their place).
 """
 
 from __future__ import annotations
@@ -52,10 +53,17 @@ def smooth_tracks(rows: np.ndarray, sigma: float) -> np.ndarray:
     return rows
 
 
-def _smooth(values: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian along axis 0, padded by point reflection (2 * end - mirror): linear trends pass unchanged."""
-    pad = min(len(values) - 1, int(4 * sigma + 0.5))
-    head = 2 * values[:1] - values[pad:0:-1]
-    tail = 2 * values[-1:] - values[-2 : -pad - 2 : -1]
-    padded = np.concatenate([head, values, tail])
-    return gaussian_filter1d(padded, sigma, axis=0, mode="nearest")[pad : pad + len(values)]
+def _smooth(boxes: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian along axis 0 of (left, top, width, height) rows, padded by point reflection (odd
+    reflection, repeated when the run is shorter than the kernel): linear trends pass unchanged.
+    The result stays inside the run's own extent (no box grows past the image or gets a negative
+    size, which odd reflection could otherwise cause next to a sudden change)."""
+    radius = int(4 * sigma + 0.5)  # gaussian_filter1d's kernel radius at its default truncate=4
+    padded = np.pad(boxes, ((radius, radius), (0, 0)), mode="reflect", reflect_type="odd")
+    smoothed = gaussian_filter1d(padded, sigma, axis=0, mode="nearest")[radius : radius + len(boxes)]
+    corners = np.concatenate([smoothed[:, :2], smoothed[:, :2] + smoothed[:, 2:]], axis=1)
+    raw = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+    low = np.tile(raw[:, :2].min(0), 2)
+    high = np.tile(raw[:, 2:].max(0), 2)
+    corners = np.clip(corners, low, high)
+    return np.concatenate([corners[:, :2], np.maximum(corners[:, 2:] - corners[:, :2], 0.0)], axis=1)
