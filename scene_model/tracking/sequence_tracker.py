@@ -31,16 +31,6 @@ def check_overlap(clip_len: int, stride: int) -> None:
         )
 
 
-def _signature() -> inspect.Signature:
-    """TrackLinker's keywords plus the post-processing ones (what Hydra and ``track.py`` may pass)."""
-    post = [
-        inspect.Parameter("interpolate", inspect.Parameter.KEYWORD_ONLY, default=True, annotation=bool),
-        inspect.Parameter("smooth_sigma", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation=float),
-    ]
-    linker = inspect.signature(TrackLinker).parameters.values()
-    return inspect.Signature([p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in linker] + post)
-
-
 class SequenceTracker:
     """Tracks whole sequences from window predictions (conf/eval: ``eval.tracker``).
 
@@ -50,8 +40,6 @@ class SequenceTracker:
     went without a box are filled by interpolation (``interpolate``) and its boxes are smoothed over
     time by a Gaussian of ``smooth_sigma`` frames (0: off).
     """
-
-    __signature__ = _signature()
 
     def __init__(self, *, interpolate: bool = True, smooth_sigma: float = 1.0, **linker_options: Any) -> None:
         try:
@@ -87,3 +75,13 @@ class SequenceTracker:
     def track(self, predict: Predict, batches: Iterable[SceneBatch], sequences: Sequence[str]) -> dict[str, np.ndarray]:
         """Run ``predict`` over batches of windows and link them (see ``link``)."""
         return self.link((w for batch in batches for w in window_predictions(predict(batch), batch)), sequences)
+
+
+def _signature() -> inspect.Signature:
+    """TrackLinker's keywords plus the post-processing ones (what Hydra and ``track.py`` may pass)."""
+    own = [p for p in inspect.signature(SequenceTracker.__init__).parameters.values() if p.kind == p.KEYWORD_ONLY]
+    linker = [p.replace(kind=p.KEYWORD_ONLY) for p in inspect.signature(TrackLinker).parameters.values()]
+    return inspect.Signature(linker + own)
+
+
+SequenceTracker.__signature__ = _signature()
