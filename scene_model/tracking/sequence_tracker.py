@@ -68,7 +68,7 @@ class SequenceTracker:
         return {name: self._post(np.concatenate(parts)) if parts else empty_rows() for name, parts in rows.items()}
 
     def _post(self, rows: np.ndarray) -> np.ndarray:
-        if self.interpolate and len(rows):
+        if self.interpolate:
             rows = interpolate_gaps(rows)
         return smooth_tracks(rows, self.smooth_sigma)
 
