@@ -2,21 +2,27 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+CORE := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: install train test test-fast test-slurm lint bench clean
 
-$(STAMP): pyproject.toml
+# Training needs the core dependencies only; tests, search and the other loggers add the extras.
+$(CORE): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $(CORE)
+
+$(STAMP): $(CORE)
 	$(PY) -m pip install --quiet -e '.[dev,search,mlflow,wandb]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-train: $(STAMP)
+train: $(CORE)
 	$(PY) train.py $(ARGS)
 
 test: $(STAMP)
