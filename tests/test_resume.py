@@ -68,3 +68,13 @@ def test_slurm_launcher_asks_one_task_per_device_and_gpus_only_for_gpu_trainers(
         assert launcher.tasks_per_node == cfg.trainer.devices and launcher.nodes == 2
         assert launcher.gpus_per_node == gpus
         assert launcher.max_num_timeout > 0 and launcher.name not in ("bash", "interactive")
+
+
+def test_last_checkpoint_is_the_final_state_when_the_last_epoch_is_not_the_best(tiny_cfg):
+    # Monitoring the epoch number at mode=min makes epoch 0 the best; epochs 1 and 2 save no top-k
+    # checkpoint, and the step checkpoint writes last.ckpt at step 5 of 6 (2 steps an epoch).
+    cfg = tiny_cfg("trainer.max_epochs=3", "callbacks.model_checkpoint.monitor=epoch", "training.checkpoint_every_n_steps=5")
+    train(cfg)
+    checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
+    assert global_step(checkpoints / "epoch_000.ckpt") == 2
+    assert global_step(checkpoints / "last.ckpt") == 6
