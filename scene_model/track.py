@@ -38,7 +38,7 @@ from scene_model.training.config_loader import ConfigLoader
 from scene_model.training.lit_module import SceneModelLightningModule
 
 T = TypeVar("T")
-TRACKER_FLAGS = ("start_threshold", "keep_threshold", "link_iou", "max_lost", "nms_iou", "interpolate", "smooth_sigma")
+TRACKER_FLAGS = ("start_threshold", "keep_threshold", "link_iou", "max_lost", "height_scale", "nms_iou", "interpolate", "smooth_sigma")
 
 
 @dataclass
@@ -165,6 +165,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     group.add_argument("--keep-threshold", type=float, default=None, help="score that writes a box of a running track")
     group.add_argument("--link-iou", type=float, default=None, help="mean IoU that links a track across windows")
     group.add_argument("--max-lost", type=int, default=None, help="frames a track may go without a box")
+    group.add_argument("--height-scale", type=float, default=None, help="how strongly links prefer a query of the track's height (0: off)")
     group.add_argument("--nms-iou", type=float, default=None, help="mean IoU over a window above which the weaker of two queries is a duplicate")
     group.add_argument(
         "--interpolate", action=argparse.BooleanOptionalAction, default=None,

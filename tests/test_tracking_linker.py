@@ -125,6 +125,31 @@ def test_thresholds_are_checked():
         TrackLinker(start_threshold=0.3, keep_threshold=0.5)
 
 
+def crossing_windows():
+    """Two dancers cross: short A (height 40) and tall B (height 60), apart in frames 1-2 and
+    overlapping on frame 3, the frame the windows share. The new window's queries are A and B moved
+    8 px towards each other, so that on the shared frame each old box overlaps the other dancer's
+    new box more (IoU 0.56) than its own (0.43)."""
+    a, b = [0.0, 50.0, 20.0, 90.0], [10.0, 30.0, 30.0, 90.0]
+    first = torch.tensor([[[-20.0, 50.0, 0.0, 90.0], [30.0, 30.0, 50.0, 90.0]], [[-10.0, 50.0, 10.0, 90.0], [20.0, 30.0, 40.0, 90.0]], [a, b]])
+    new_a, new_b = [8.0, 50.0, 28.0, 90.0], [2.0, 30.0, 22.0, 90.0]
+    second = torch.tensor([[new_a, new_b]] * 3)
+    return [(np.array([1, 2, 3]), first, torch.full((3, 2), 0.9)), (np.array([3, 4, 5]), second, torch.full((3, 2), 0.9))]
+
+
+@pytest.mark.parametrize(("height_scale", "swapped"), [(0.1, False), (0.0, True)])
+def test_at_a_crossing_the_height_of_the_track_decides_the_link(height_scale, swapped):
+    rows = run(TrackLinker(height_scale=height_scale, nms_iou=1.1), crossing_windows())
+    ids_by_height = lambda frame: {round(r[5]): int(r[1]) for r in rows if r[0] == frame}  # noqa: E731
+    assert ids_by_height(1) == {40: 1, 60: 2}
+    assert ids_by_height(5) == ({40: 2, 60: 1} if swapped else {40: 1, 60: 2})
+
+
+def test_a_negative_height_scale_is_refused():
+    with pytest.raises(ValueError, match="height_scale"):
+        TrackLinker(height_scale=-0.1)
+
+
 def test_a_negative_nms_iou_is_refused():
     with pytest.raises(ValueError, match="nms_iou"):
         TrackLinker(nms_iou=-0.1)

@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--miss", type=float, nargs="+", default=[0.0], help="fraction of boxes missed")
     parser.add_argument("--stride", type=int, default=None, help="a window every STRIDE frames (default clip_len - 1)")
     parser.add_argument("--link-iou", type=float, default=0.1)
-    parser.add_argument("--max-lost", type=int, default=10)
+    parser.add_argument("--max-lost", type=int, default=30)
+    parser.add_argument("--height-scale", type=float, default=0.1, help="height term of the links (eval.tracker.height_scale)")
     parser.add_argument("--interpolate", action=argparse.BooleanOptionalAction, default=True, help="fill track gaps (eval.tracker.interpolate)")
     parser.add_argument("--smooth-sigma", type=float, default=1.0, help="Gaussian smoothing of tracks, frames (eval.tracker.smooth_sigma)")
     parser.add_argument("--seed", type=int, default=0)
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     split = datamodule.eval_split(args.split)
     check_overlap(datamodule.clip_len, datamodule.val_stride)
     tracker = SequenceTracker(
-        link_iou=args.link_iou, max_lost=args.max_lost, interpolate=args.interpolate, smooth_sigma=args.smooth_sigma
+        link_iou=args.link_iou, max_lost=args.max_lost, height_scale=args.height_scale, interpolate=args.interpolate, smooth_sigma=args.smooth_sigma
     )
     batches = list(datamodule.eval_windows(split))  # decoded once for every setting
     print(f"{'jitter':>7}{'miss':>6}" + "".join(f"{c:>8}" for c in HEADLINE))

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> list[SweepRow]:
     lit_module.to(args.device).eval()
     datamodule.prepare_data()  # generates the synthetic data set if the config names one and it is missing
     split = datamodule.eval_split(args.split)
-    options = {k: cfg.eval.tracker[k] for k in ("link_iou", "max_lost", "nms_iou", "interpolate", "smooth_sigma") if k in cfg.eval.tracker}
+    options = {k: cfg.eval.tracker[k] for k in ("link_iou", "max_lost", "height_scale", "nms_iou", "interpolate", "smooth_sigma") if k in cfg.eval.tracker}
     if args.nms_iou is not None:
         options["nms_iou"] = args.nms_iou
 

@@ -3,7 +3,12 @@
 Within a window a query is one object, so a query is a track piece. Consecutive windows share
 frames (stride < clip_len); on those frames the queries of the new window are matched to the
 tracked queries of the previous one (Hungarian on the mean IoU times the new query's mean score over
-its window; a pair needs a mean IoU of ``link_iou``), and a matched query carries the track on.
+its window, times a height term; a pair needs a mean IoU of ``link_iou``), and a matched query
+carries the track on. The height term, ``exp(-|log(h_query / h_track)| / height_scale)``, compares
+the query's median box height in the window with the median height of the track's last
+``HEIGHT_HISTORY`` written boxes: where two dancers cross, their boxes overlap on the shared frame
+and IoU alone is close to a coin toss, but a person's height changes little over a second
+(Hybrid-SORT's height-modulated IoU rests on the same observation for DanceTrack).
 Frames the previous window already wrote are not written again: each window writes the frames after
 the previous window's last one (the first window writes all of its frames).
 
@@ -21,6 +26,8 @@ scoring ``start_threshold`` or more; a track ends when it has had no written box
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
@@ -28,6 +35,8 @@ from torch import Tensor
 from torchvision.ops import box_convert, box_iou
 
 from scene_model.tracking.mot_results import RESULT_COLUMNS
+
+HEIGHT_HISTORY = 10  # a track's height is the median of its last this many written boxes
 
 
 class TrackLinker:
@@ -38,8 +47,9 @@ class TrackLinker:
         start_threshold: float = 0.5,
         keep_threshold: float = 0.1,
         link_iou: float = 0.1,
-        max_lost: int = 10,
+        max_lost: int = 30,
         nms_iou: float = 0.6,
+        height_scale: float = 0.1,
     ) -> None:
         if not 0.0 <= keep_threshold <= start_threshold <= 1.0:
             raise ValueError(
@@ -47,11 +57,15 @@ class TrackLinker:
             )
         if nms_iou < 0.0:
             raise ValueError(f"need nms_iou >= 0 (above 1: no window NMS), got {nms_iou}")
+        if not height_scale >= 0.0:
+            raise ValueError(f"need height_scale >= 0 (0: link on IoU and score alone), got {height_scale}")
         self.start_threshold = start_threshold
         self.keep_threshold = keep_threshold
         self.link_iou = link_iou
         self.max_lost = max_lost
         self.nms_iou = nms_iou
+        self.height_scale = height_scale
+        self.heights: dict[int, deque[float]] = {}
         self.next_id = 1
         self.last_written = 0
         self.last_seen: dict[int, int] = {}
@@ -89,8 +103,9 @@ class TrackLinker:
             ],
             axis=1,
         ).reshape(-1, len(RESULT_COLUMNS))
-        for frame, track in zip(rows[:, 0].astype(int), rows[:, 1].astype(int), strict=True):
+        for frame, track, height in zip(rows[:, 0].astype(int), rows[:, 1].astype(int), rows[:, 5], strict=True):
             self.last_seen[track] = max(self.last_seen.get(track, 0), frame)
+            self.heights.setdefault(track, deque(maxlen=HEIGHT_HISTORY)).append(float(height))
         for q in (tracks >= 0).nonzero().flatten().tolist():
             if frames[-1] - self.last_seen.get(int(tracks[q]), frames[-1]) > self.max_lost:
                 tracks[q] = -1  # lost for too long: the track ends, the query is free
@@ -114,12 +129,28 @@ class TrackLinker:
         iou = torch.stack([box_iou(p, n) for p, n in zip(prev, new, strict=True)]).mean(0)  # [A, Q]
         # Overlap times the new query's mean score over its window: of two queries on one object, the
         # one that is there carries the track, not a near-empty duplicate that happens to overlap more.
-        objective = torch.nan_to_num(iou * scores.mean(0)[None, :]).masked_fill(dropped[None, :], -1.0)
+        objective = iou * scores.mean(0)[None, :] * self._height_agreement(self.prev_tracks[active], boxes)
+        objective = torch.nan_to_num(objective).masked_fill(dropped[None, :], -1.0)
         rows, cols = linear_sum_assignment(objective.numpy(), maximize=True)
         rows, cols = torch.from_numpy(rows), torch.from_numpy(cols)
         ok = (iou[rows, cols] >= self.link_iou) & ~dropped[cols]
         tracks[cols[ok]] = self.prev_tracks[active[rows[ok]]]
         return tracks
+
+    def _height_agreement(self, tracks: Tensor, boxes: Tensor) -> Tensor:
+        """float[A, Q] in [0, 1]: exp(-|log(h_query / h_track)| / height_scale) for the tracks ``tracks``
+        long[A] and the queries of ``boxes`` float[T, Q, 4]; 1 for a track that wrote no box yet (or
+        height_scale 0)."""
+        agreement = torch.ones(len(tracks), boxes.shape[1])
+        if self.height_scale == 0:
+            return agreement
+        query_height = (boxes[..., 3] - boxes[..., 1]).median(0).values.clamp(min=1e-3)  # [Q]
+        for row, track in enumerate(tracks.tolist()):
+            history = self.heights.get(track)
+            if history:
+                ratio = (query_height / max(float(np.median(history)), 1e-3)).log().abs()
+                agreement[row] = torch.exp(-ratio / self.height_scale)
+        return agreement
 
 
 def duplicates(boxes: Tensor, scores: Tensor, nms_iou: float) -> Tensor:

@@ -118,6 +118,7 @@ KEY_RANGES: dict[str, str] = {
     "eval.tracker.keep_threshold": "0..1",
     "eval.tracker.link_iou": "0..1",
     "eval.tracker.max_lost": ">= 0",
+    "eval.tracker.height_scale": ">= 0",
     "eval.tracker.nms_iou": "0..1",
     "eval.tracker.smooth_sigma": ">= 0",
 }
