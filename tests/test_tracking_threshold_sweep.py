@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from omegaconf import OmegaConf
 
 from scene_model.data import DancetrackDataModule
+from scene_model.errors import ConfigError
 from scene_model.tools.oracle import oracle_predict
-from scene_model.tools.threshold_sweep import sweep_thresholds, threshold_pairs
+from scene_model.tools.threshold_sweep import (
+    SweepRow,
+    main,
+    mean_rows,
+    split_configs,
+    sweep_thresholds,
+    threshold_pairs,
+    tracker_overrides,
+)
 from scene_model.tracking.predictions import window_predictions
+from scene_model.training.run import train
+from tests.conftest import compose_config, tiny_overrides
 
 
 def test_pairs_keep_at_most_start():
@@ -28,3 +42,44 @@ def test_a_timid_model_scores_zero_at_the_defaults_and_well_at_the_threshold_it_
     rows = sweep_thresholds(windows, split.lengths, split.directory, [(0.5, 0.3), (0.2, 0.1)], exact)
     assert rows[0].metrics["HOTA"] == 0.0
     assert rows[1].metrics["HOTA"] == pytest.approx(100.0, abs=1e-3)
+
+
+def test_rows_of_several_splits_are_averaged_pair_by_pair():
+    first = [SweepRow(0.5, 0.1, {"HOTA": 60.0, "IDSW": 2.0}), SweepRow(0.3, 0.1, {"HOTA": 40.0, "IDSW": 4.0})]
+    second = [SweepRow(0.5, 0.1, {"HOTA": 70.0, "IDSW": 1.0}), SweepRow(0.3, 0.1, {"HOTA": 50.0, "IDSW": 0.0})]
+    rows = mean_rows([first, second])
+    assert [(r.start_threshold, r.keep_threshold) for r in rows] == [(0.5, 0.1), (0.3, 0.1)]
+    assert rows[0].metrics == {"HOTA": 65.0, "IDSW": 1.5} and rows[1].metrics == {"HOTA": 45.0, "IDSW": 2.0}
+
+
+def test_tracker_options_are_parsed_and_a_malformed_one_is_named():
+    assert tracker_overrides(["max_lost=10", "height_scale=0.2", "interpolate=false"]) == {
+        "max_lost": 10, "height_scale": 0.2, "interpolate": False,
+    }
+    with pytest.raises(ConfigError, match="'max_lost'"):
+        tracker_overrides(["max_lost"])
+
+
+def test_other_generator_seeds_need_a_checkpoint_trained_on_the_synthetic_data():
+    cfg = OmegaConf.create({"data": {"root": "/data/synthetic_dancetrack", "synthetic": {"seed": 0}}})
+    assert [c.data.root for c in split_configs(cfg, [2, 5])] == ["/data/synthetic_seed2", "/data/synthetic_seed5"]
+    assert [c.data.synthetic.seed for c in split_configs(cfg, [2, 5])] == [2, 5]
+    assert cfg.data.synthetic.seed == 0  # the checkpoint's own config is left as it was
+    with pytest.raises(ConfigError, match="data.synthetic is null"):
+        split_configs(OmegaConf.create({"data": {"root": "/data/dancetrack", "synthetic": None}}), [2])
+
+
+@pytest.mark.slow
+def test_a_checkpoint_is_scored_on_the_val_splits_of_other_generator_seeds(tiny_root, tmp_path, capsys):
+    run = tmp_path / "fit"
+    train(compose_config(tiny_overrides(tiny_root) + ["debug=fast", "eval.every_n_epochs=0"], run))
+    rows = main([str(run / "checkpoints" / "last.ckpt"), "--synthetic-seeds", "4", "5", "--start", "0.0",
+                 "--keep", "0.0", "--tracker", "max_lost=5", "--device", "cpu"])
+    for seed in (4, 5):  # generated beside the checkpoint's data set, each from its own seed
+        spec = json.loads((tiny_root.parent / f"synthetic_seed{seed}" / "synthetic.json").read_text())
+        assert spec["seed"] == seed and spec["num_frames"] == 16
+    out = capsys.readouterr().out
+    assert "mean over the val splits of generator seeds 4 5:" in out
+    per_split = [float(v) for v in out.splitlines()[-2].split()[-2:]]
+    assert rows[0].metrics["HOTA"] == pytest.approx(sum(per_split) / 2, abs=0.06)
+    assert "eval.tracker.max_lost=5" in out.splitlines()[-1]

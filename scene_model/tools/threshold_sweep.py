@@ -9,6 +9,12 @@ on how long and with which losses it trained, so the thresholds that suit it are
 
 The best pair is printed as the overrides to pass to ``train.py`` (``eval.tracker.start_threshold``,
 ``eval.tracker.keep_threshold``).
+
+A val split of two synthetic sequences has a handful of crossings, so a tracker setting is better
+judged on more of them: ``--synthetic-seeds 2 3 4 5`` scores a checkpoint trained on the synthetic
+data on the val splits of those generator seeds (generated on first use beside its data set, as
+``synthetic_seed<N>``) and prints the mean over the splits; ``--tracker max_lost=10 height_scale=0``
+sets any other ``eval.tracker`` option.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import torch
 from omegaconf import OmegaConf, open_dict
 
 from scene_model.data.types import SceneBatch
+from scene_model.errors import ConfigError
 from scene_model.tracking.mot_results import write_results
 from scene_model.tracking.predictions import WindowPrediction, window_predictions
 from scene_model.tracking.sequence_tracker import SequenceTracker
@@ -70,16 +77,69 @@ def threshold_pairs(starts: Sequence[float], keeps: Sequence[float]) -> list[tup
     return [(s, k) for s, k in itertools.product(sorted(starts, reverse=True), sorted(keeps, reverse=True)) if k <= s]
 
 
+def mean_rows(per_split: Sequence[Sequence[SweepRow]]) -> list[SweepRow]:
+    """The rows of several splits (same pairs, same order) -> one row per pair, each metric averaged
+    over the splits (the mean of per-split scores, as when comparing settings over data sets)."""
+    rows = []
+    for same_pair in zip(*per_split, strict=True):
+        keys = same_pair[0].metrics.keys()
+        metrics = {k: sum(r.metrics[k] for r in same_pair) / len(same_pair) for k in keys}
+        rows.append(SweepRow(same_pair[0].start_threshold, same_pair[0].keep_threshold, metrics))
+    return rows
+
+
+def tracker_overrides(pairs: Sequence[str]) -> dict:
+    """``KEY=VALUE`` strings -> {key: value}; values are numbers or true/false, as the tracker's are."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--tracker {pair!r}: expected KEY=VALUE, e.g. max_lost=10")
+        options[key] = _value(value)
+    return options
+
+
+def _value(text: str) -> bool | int | float | str:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def split_configs(cfg, seeds: Sequence[int] | None) -> list:
+    """The configs whose val splits are scored: the checkpoint's, or one per synthetic generator seed."""
+    if not seeds:
+        return [cfg]
+    if cfg.data.get("synthetic") is None:
+        raise ConfigError("--synthetic-seeds: the checkpoint was not trained on the synthetic data (data.synthetic is null)")
+    configs = []
+    for seed in seeds:
+        variant = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+        variant.data.synthetic.seed = seed
+        variant.data.root = str(Path(variant.data.root).parent / f"synthetic_seed{seed}")
+        configs.append(variant)
+    return configs
+
+
 def main(argv: list[str] | None = None) -> list[SweepRow]:
     parser = argparse.ArgumentParser(prog="python -m scene_model.tools.threshold_sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path, help="a checkpoint written by train.py (its config is inside)")
     parser.add_argument("--split", default="val", help="a split with ground truth")
     parser.add_argument("--root", default=None, help="data root (default: data.root of the checkpoint's config)")
+    parser.add_argument("--synthetic-seeds", type=int, nargs="+", default=None, metavar="N",
+                        help="score on the val splits of these synthetic generator seeds (made beside the data set) and average")
     parser.add_argument("--start", type=float, nargs="+", default=[0.5, 0.4, 0.3, 0.2, 0.1])
     parser.add_argument("--keep", type=float, nargs="+", default=[0.3, 0.2, 0.1, 0.05])
     parser.add_argument("--nms-iou", type=float, default=None, help="window NMS of the tracker (default: the checkpoint's eval.tracker.nms_iou)")
+    parser.add_argument("--tracker", nargs="+", default=[], metavar="KEY=VALUE", help="other eval.tracker options, e.g. max_lost=10 height_scale=0")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
+    if args.root is not None and args.synthetic_seeds:
+        raise ConfigError("--root and --synthetic-seeds exclude each other")
 
     checkpoint = load_checkpoint_file(args.checkpoint)
     cfg = OmegaConf.create(checkpoint["hyper_parameters"]["config"])
@@ -87,31 +147,40 @@ def main(argv: list[str] | None = None) -> list[SweepRow]:
         with open_dict(cfg):
             cfg.data.root = args.root
             cfg.data.synthetic = None
-    loader = ConfigLoader(cfg)
-    datamodule = loader.build_datamodule()
-    lit_module = loader.build_lit_module()
-    lit_module.load_state_dict(checkpoint["state_dict"])
-    lit_module.to(args.device).eval()
-    datamodule.prepare_data()  # generates the synthetic data set if the config names one and it is missing
-    split = datamodule.eval_split(args.split)
     options = {k: cfg.eval.tracker[k] for k in ("link_iou", "max_lost", "height_scale", "nms_iou", "interpolate", "smooth_sigma") if k in cfg.eval.tracker}
     if args.nms_iou is not None:
         options["nms_iou"] = args.nms_iou
+    options.update(tracker_overrides(args.tracker))
+    SequenceTracker(**options)  # a wrong key or value stops here, before the model runs
 
-    with torch.no_grad():
-        windows = [
-            w for batch in datamodule.eval_windows(split)
-            for w in window_predictions(lit_module(*model_inputs(batch.to(args.device))), batch)
-        ]
-    rows = sweep_thresholds(windows, split.lengths, split.directory, threshold_pairs(args.start, args.keep), options)
-    print(f"{'start':>6}{'keep':>6}" + "".join(f"{c:>8}" for c in HEADLINE))
-    for row in rows:
+    lit_module = ConfigLoader(cfg).build_lit_module()
+    lit_module.load_state_dict(checkpoint["state_dict"])
+    lit_module.to(args.device).eval()
+    pairs = threshold_pairs(args.start, args.keep)
+    per_split = []
+    for split_cfg in split_configs(cfg, args.synthetic_seeds):
+        datamodule = ConfigLoader(split_cfg).build_datamodule()
+        datamodule.prepare_data()  # generates the synthetic data set if the config names one and it is missing
+        split = datamodule.eval_split(args.split)
+        with torch.no_grad():
+            windows = [
+                w for batch in datamodule.eval_windows(split)
+                for w in window_predictions(lit_module(*model_inputs(batch.to(args.device))), batch)
+            ]
+        per_split.append(sweep_thresholds(windows, split.lengths, split.directory, pairs, options))
+    rows = mean_rows(per_split)
+    if len(per_split) > 1:
+        print(f"mean over the {args.split} splits of generator seeds {' '.join(map(str, args.synthetic_seeds))}:")
+    print(f"{'start':>6}{'keep':>6}" + "".join(f"{c:>8}" for c in HEADLINE) + ("  HOTA per split" if len(per_split) > 1 else ""))
+    for index, row in enumerate(rows):
         cells = (f"{row.metrics[c]:8.0f}" if c == "IDSW" else f"{row.metrics[c]:8.1f}" for c in HEADLINE)
-        print(f"{row.start_threshold:6.2f}{row.keep_threshold:6.2f}" + "".join(cells))
+        splits = "  " + " ".join(f"{rows_of[index].metrics['HOTA']:.1f}" for rows_of in per_split) if len(per_split) > 1 else ""
+        print(f"{row.start_threshold:6.2f}{row.keep_threshold:6.2f}" + "".join(cells) + splits)
     best = max(rows, key=lambda r: r.metrics["HOTA"])
     nms = f" eval.tracker.nms_iou={args.nms_iou}" if args.nms_iou is not None else ""
+    others = "".join(f" eval.tracker.{k}={v}" for k, v in tracker_overrides(args.tracker).items())
     print(f"best HOTA {best.metrics['HOTA']:.1f}: eval.tracker.start_threshold={best.start_threshold} "
-          f"eval.tracker.keep_threshold={best.keep_threshold}{nms}")
+          f"eval.tracker.keep_threshold={best.keep_threshold}{nms}{others}")
     return rows
 
 
