@@ -145,6 +145,17 @@ def test_at_a_crossing_the_height_of_the_track_decides_the_link(height_scale, sw
     assert ids_by_height(5) == ({40: 2, 60: 1} if swapped else {40: 1, 60: 2})
 
 
+def test_a_neighbour_below_link_iou_cannot_outbid_the_track_s_own_query():
+    """The track's own query overlaps it by IoU 0.74 but is 35 % taller; a neighbour of its height
+    overlaps by 0.05, below link_iou. The neighbour must not win the match (and then be refused by
+    the gate), which would end the track and give its dancer a new id."""
+    first = (np.array([1, 2, 3]), torch.tensor([[[0.0, 50.0, 20.0, 90.0]]] * 3), torch.full((3, 1), 0.9))
+    own, neighbour = [0.0, 36.0, 20.0, 90.0], [18.0, 50.0, 38.0, 90.0]
+    second = (np.array([3, 4, 5]), torch.tensor([[own, neighbour]] * 3), torch.full((3, 2), 0.9))
+    rows = run(TrackLinker(), [first, second])
+    assert ids_by_x(rows, 5) == {0: 1, 18: 2}
+
+
 def test_a_negative_height_scale_is_refused():
     with pytest.raises(ValueError, match="height_scale"):
         TrackLinker(height_scale=-0.1)

@@ -108,6 +108,7 @@ class TrackLinker:
             self.heights.setdefault(track, deque(maxlen=HEIGHT_HISTORY)).append(float(height))
         for q in (tracks >= 0).nonzero().flatten().tolist():
             if frames[-1] - self.last_seen.get(int(tracks[q]), frames[-1]) > self.max_lost:
+                self.heights.pop(int(tracks[q]), None)
                 tracks[q] = -1  # lost for too long: the track ends, the query is free
         self.prev_frames, self.prev_boxes, self.prev_tracks = frames, boxes, tracks
         self.last_written = max(self.last_written, int(frames.max(initial=0)))
@@ -129,8 +130,10 @@ class TrackLinker:
         iou = torch.stack([box_iou(p, n) for p, n in zip(prev, new, strict=True)]).mean(0)  # [A, Q]
         # Overlap times the new query's mean score over its window: of two queries on one object, the
         # one that is there carries the track, not a near-empty duplicate that happens to overlap more.
+        # Pairs below the gate are out before the match: a neighbour that barely overlaps must not
+        # outbid the track's own query (whose height may have changed) and then be refused.
         objective = iou * scores.mean(0)[None, :] * self._height_agreement(self.prev_tracks[active], boxes)
-        objective = torch.nan_to_num(objective).masked_fill(dropped[None, :], -1.0)
+        objective = torch.nan_to_num(objective).masked_fill(iou < self.link_iou, 0.0).masked_fill(dropped[None, :], -1.0)
         rows, cols = linear_sum_assignment(objective.numpy(), maximize=True)
         rows, cols = torch.from_numpy(rows), torch.from_numpy(cols)
         ok = (iou[rows, cols] >= self.link_iou) & ~dropped[cols]
