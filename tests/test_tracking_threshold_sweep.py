@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from scene_model.data import DancetrackDataModule
 from scene_model.errors import ConfigError
+from scene_model.tools import threshold_sweep
 from scene_model.tools.oracle import oracle_predict
 from scene_model.tools.threshold_sweep import (
     SweepRow,
@@ -52,31 +53,48 @@ def test_rows_of_several_splits_are_averaged_pair_by_pair():
     assert rows[0].metrics == {"HOTA": 65.0, "IDSW": 1.5} and rows[1].metrics == {"HOTA": 45.0, "IDSW": 2.0}
 
 
-def test_tracker_options_are_parsed_and_a_malformed_one_is_named():
-    assert tracker_overrides(["max_lost=10", "height_scale=0.2", "interpolate=false"]) == {
-        "max_lost": 10, "height_scale": 0.2, "interpolate": False,
+def test_tracker_options_are_cast_to_the_option_s_type_and_a_wrong_one_is_named():
+    assert tracker_overrides(["max_lost=10", "height_scale=0", "interpolate=false"]) == {
+        "max_lost": 10, "height_scale": 0.0, "interpolate": False,
     }
-    with pytest.raises(ConfigError, match="'max_lost'"):
-        tracker_overrides(["max_lost"])
+    for pair, match in [
+        ("max_lost", "expected KEY=VALUE"),
+        ("max_lots=3", "max_lots: not an eval.tracker option"),
+        ("max_lost=1.5", "max_lost='1.5': expected a number"),
+        ("interpolate=no", "expected true or false"),
+        ("keep_threshold=0.2", "set it with --keep"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            tracker_overrides([pair])
 
 
 def test_other_generator_seeds_need_a_checkpoint_trained_on_the_synthetic_data():
     cfg = OmegaConf.create({"data": {"root": "/data/synthetic_dancetrack", "synthetic": {"seed": 0}}})
-    assert [c.data.root for c in split_configs(cfg, [2, 5])] == ["/data/synthetic_seed2", "/data/synthetic_seed5"]
-    assert [c.data.synthetic.seed for c in split_configs(cfg, [2, 5])] == [2, 5]
+    configs = split_configs(cfg, [2, 5, 2])
+    assert [c.data.root for c in configs] == ["/data/synthetic_dancetrack_seed2", "/data/synthetic_dancetrack_seed5"]
+    assert [c.data.synthetic.seed for c in configs] == [2, 5]
     assert cfg.data.synthetic.seed == 0  # the checkpoint's own config is left as it was
     with pytest.raises(ConfigError, match="data.synthetic is null"):
         split_configs(OmegaConf.create({"data": {"root": "/data/dancetrack", "synthetic": None}}), [2])
 
 
 @pytest.mark.slow
-def test_a_checkpoint_is_scored_on_the_val_splits_of_other_generator_seeds(tiny_root, tmp_path, capsys):
+def test_a_checkpoint_is_scored_on_the_val_splits_of_other_generator_seeds(tiny_root, tmp_path, capsys, monkeypatch):
     run = tmp_path / "fit"
     train(compose_config(tiny_overrides(tiny_root) + ["debug=fast", "eval.every_n_epochs=0"], run))
-    rows = main([str(run / "checkpoints" / "last.ckpt"), "--synthetic-seeds", "4", "5", "--start", "0.0",
-                 "--keep", "0.0", "--tracker", "max_lost=5", "--device", "cpu"])
+    scored = []  # (ground-truth folder, tracker options) of every split the tool scores
+
+    def recording(windows, sequences, gt_dir, pairs, options):
+        scored.append((gt_dir, options))
+        return sweep_thresholds(windows, sequences, gt_dir, pairs, options)
+
+    monkeypatch.setattr(threshold_sweep, "sweep_thresholds", recording)
+    rows = main([str(run / "checkpoints" / "last.ckpt"), "--start", "0.0", "--keep", "0.0", "--device", "cpu",
+                 "--tracker", "max_lost=5", "--synthetic-seeds", "4", "5"])
+    assert [gt_dir for gt_dir, _ in scored] == [tiny_root.parent / f"tiny_seed{seed}" / "val" for seed in (4, 5)]
+    assert all(options["max_lost"] == 5 for _, options in scored)
     for seed in (4, 5):  # generated beside the checkpoint's data set, each from its own seed
-        spec = json.loads((tiny_root.parent / f"synthetic_seed{seed}" / "synthetic.json").read_text())
+        spec = json.loads((tiny_root.parent / f"tiny_seed{seed}" / "synthetic.json").read_text())
         assert spec["seed"] == seed and spec["num_frames"] == 16
     out = capsys.readouterr().out
     assert "mean over the val splits of generator seeds 4 5:" in out

@@ -13,13 +13,15 @@ The best pair is printed as the overrides to pass to ``train.py`` (``eval.tracke
 A val split of two synthetic sequences has a handful of crossings, so a tracker setting is better
 judged on more of them: ``--synthetic-seeds 2 3 4 5`` scores a checkpoint trained on the synthetic
 data on the val splits of those generator seeds (generated on first use beside its data set, as
-``synthetic_seed<N>``) and prints the mean over the splits; ``--tracker max_lost=10 height_scale=0``
+``<data.root>_seed<N>``) and prints the mean over the splits; ``--tracker max_lost=10 height_scale=0``
 sets any other ``eval.tracker`` option.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import inspect
 import itertools
 import tempfile
 from collections.abc import Sequence
@@ -88,39 +90,50 @@ def mean_rows(per_split: Sequence[Sequence[SweepRow]]) -> list[SweepRow]:
     return rows
 
 
+SWEPT = {"start_threshold": "--start", "keep_threshold": "--keep", "nms_iou": "--nms-iou"}
+
+
 def tracker_overrides(pairs: Sequence[str]) -> dict:
-    """``KEY=VALUE`` strings -> {key: value}; values are numbers or true/false, as the tracker's are."""
+    """``KEY=VALUE`` strings -> {key: value}, each value cast to the type of the tracker option's
+    default; an unknown key, a value of the wrong type or a swept option is refused by name."""
+    defaults = {name: p.default for name, p in inspect.signature(SequenceTracker).parameters.items()}
     options = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
+        key, sep, text = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"--tracker {pair!r}: expected KEY=VALUE, e.g. max_lost=10")
-        options[key] = _value(value)
+        if key in SWEPT:
+            raise ConfigError(f"--tracker {key}: set it with {SWEPT[key]}")
+        if key not in defaults:
+            raise ConfigError(f"--tracker {key}: not an eval.tracker option (one of {', '.join(sorted(set(defaults) - set(SWEPT)))})")
+        options[key] = _cast(key, text, type(defaults[key]))
     return options
 
 
-def _value(text: str) -> bool | int | float | str:
-    if text.lower() in ("true", "false"):
+def _cast(key: str, text: str, kind: type) -> bool | int | float:
+    if kind is bool:
+        if text.lower() not in ("true", "false"):
+            raise ConfigError(f"--tracker {key}={text!r}: expected true or false")
         return text.lower() == "true"
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+    try:
+        return kind(int(text)) if kind is int else kind(text)
+    except ValueError:
+        raise ConfigError(f"--tracker {key}={text!r}: expected a number ({kind.__name__})") from None
 
 
 def split_configs(cfg, seeds: Sequence[int] | None) -> list:
-    """The configs whose val splits are scored: the checkpoint's, or one per synthetic generator seed."""
+    """The configs whose splits are scored: the checkpoint's, or one per synthetic generator seed, its data
+    set ``<data.root>_seed<N>`` (generated on first use)."""
     if not seeds:
         return [cfg]
     if cfg.data.get("synthetic") is None:
         raise ConfigError("--synthetic-seeds: the checkpoint was not trained on the synthetic data (data.synthetic is null)")
     configs = []
-    for seed in seeds:
-        variant = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    for seed in dict.fromkeys(seeds):  # each seed once, in the order given
+        variant = copy.deepcopy(cfg)
         variant.data.synthetic.seed = seed
-        variant.data.root = str(Path(variant.data.root).parent / f"synthetic_seed{seed}")
+        root = Path(variant.data.root)
+        variant.data.root = str(root.with_name(f"{root.name}_seed{seed}"))
         configs.append(variant)
     return configs
 
@@ -131,7 +144,7 @@ def main(argv: list[str] | None = None) -> list[SweepRow]:
     parser.add_argument("--split", default="val", help="a split with ground truth")
     parser.add_argument("--root", default=None, help="data root (default: data.root of the checkpoint's config)")
     parser.add_argument("--synthetic-seeds", type=int, nargs="+", default=None, metavar="N",
-                        help="score on the val splits of these synthetic generator seeds (made beside the data set) and average")
+                        help="score on the --split of these synthetic generator seeds (data sets <data.root>_seed<N>, made on first use) and average")
     parser.add_argument("--start", type=float, nargs="+", default=[0.5, 0.4, 0.3, 0.2, 0.1])
     parser.add_argument("--keep", type=float, nargs="+", default=[0.3, 0.2, 0.1, 0.05])
     parser.add_argument("--nms-iou", type=float, default=None, help="window NMS of the tracker (default: the checkpoint's eval.tracker.nms_iou)")
@@ -139,7 +152,8 @@ def main(argv: list[str] | None = None) -> list[SweepRow]:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     if args.root is not None and args.synthetic_seeds:
-        raise ConfigError("--root and --synthetic-seeds exclude each other")
+        parser.error("--root and --synthetic-seeds exclude each other")
+    overrides = tracker_overrides(args.tracker)
 
     checkpoint = load_checkpoint_file(args.checkpoint)
     cfg = OmegaConf.create(checkpoint["hyper_parameters"]["config"])
@@ -150,8 +164,8 @@ def main(argv: list[str] | None = None) -> list[SweepRow]:
     options = {k: cfg.eval.tracker[k] for k in ("link_iou", "max_lost", "height_scale", "nms_iou", "interpolate", "smooth_sigma") if k in cfg.eval.tracker}
     if args.nms_iou is not None:
         options["nms_iou"] = args.nms_iou
-    options.update(tracker_overrides(args.tracker))
-    SequenceTracker(**options)  # a wrong key or value stops here, before the model runs
+    options.update(overrides)
+    SequenceTracker(**options)  # a value out of range stops here, before the model runs
 
     lit_module = ConfigLoader(cfg).build_lit_module()
     lit_module.load_state_dict(checkpoint["state_dict"])
@@ -169,16 +183,18 @@ def main(argv: list[str] | None = None) -> list[SweepRow]:
             ]
         per_split.append(sweep_thresholds(windows, split.lengths, split.directory, pairs, options))
     rows = mean_rows(per_split)
-    if len(per_split) > 1:
-        print(f"mean over the {args.split} splits of generator seeds {' '.join(map(str, args.synthetic_seeds))}:")
-    print(f"{'start':>6}{'keep':>6}" + "".join(f"{c:>8}" for c in HEADLINE) + ("  HOTA per split" if len(per_split) > 1 else ""))
+    several = len(per_split) > 1
+    seeds = " ".join(map(str, dict.fromkeys(args.synthetic_seeds or [])))
+    if several:
+        print(f"mean over the {args.split} splits of generator seeds {seeds}:")
+    print(f"{'start':>6}{'keep':>6}" + "".join(f"{c:>8}" for c in HEADLINE) + (f"  HOTA of seeds {seeds}" if several else ""))
     for index, row in enumerate(rows):
-        cells = (f"{row.metrics[c]:8.0f}" if c == "IDSW" else f"{row.metrics[c]:8.1f}" for c in HEADLINE)
-        splits = "  " + " ".join(f"{rows_of[index].metrics['HOTA']:.1f}" for rows_of in per_split) if len(per_split) > 1 else ""
+        cells = (f"{row.metrics[c]:8.{1 if several else 0}f}" if c == "IDSW" else f"{row.metrics[c]:8.1f}" for c in HEADLINE)
+        splits = "  " + " ".join(f"{rows_of[index].metrics['HOTA']:.1f}" for rows_of in per_split) if several else ""
         print(f"{row.start_threshold:6.2f}{row.keep_threshold:6.2f}" + "".join(cells) + splits)
     best = max(rows, key=lambda r: r.metrics["HOTA"])
     nms = f" eval.tracker.nms_iou={args.nms_iou}" if args.nms_iou is not None else ""
-    others = "".join(f" eval.tracker.{k}={v}" for k, v in tracker_overrides(args.tracker).items())
+    others = "".join(f" eval.tracker.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in overrides.items())
     print(f"best HOTA {best.metrics['HOTA']:.1f}: eval.tracker.start_threshold={best.start_threshold} "
           f"eval.tracker.keep_threshold={best.keep_threshold}{nms}{others}")
     return rows
