@@ -3,11 +3,12 @@
 Within a window a query is one object, so a query is a track piece. Consecutive windows share
 frames (stride < clip_len); on those frames the queries of the new window are matched to the
 tracked queries of the previous one (Hungarian on the mean IoU times the new query's mean score over
-its window, times a height term; a pair needs a mean IoU of ``link_iou``), and a matched query
-carries the track on. The height term, ``exp(-|log(h_query / h_track)| / height_scale)``, compares
-the query's median box height in the window with the median height of the track's last
-``HEIGHT_HISTORY`` written boxes: where two dancers cross, their boxes overlap on the shared frame
-and IoU alone is close to a coin toss, but a person's height changes little over a second
+its window, times a height term; a pair needs a mean IoU of ``link_iou``, pairs below it are out
+before the match), and a matched query carries the track on. The height term,
+``exp(-|log(h_query / h_track)| / height_scale)``, compares the query's median box height in the
+window with the median height of the track's last ``HEIGHT_HISTORY`` written boxes: where two
+dancers cross, their boxes overlap on the shared frame and IoU alone is close to a coin toss, but a
+person's height changes little over a second
 (Hybrid-SORT's height-modulated IoU rests on the same observation for DanceTrack).
 Frames the previous window already wrote are not written again: each window writes the frames after
 the previous window's last one (the first window writes all of its frames).
