@@ -8,8 +8,8 @@ before the match), and a matched query carries the track on. The height term,
 ``exp(-|log(h_query / h_track)| / height_scale)``, compares the query's median box height in the
 window with the median height of the track's last ``HEIGHT_HISTORY`` written boxes: where two
 dancers cross, their boxes overlap on the shared frame and IoU alone is close to a coin toss, but a
-person's height changes little over a second
-(Hybrid-SORT's height-modulated IoU rests on the same observation for DanceTrack).
+person's height changes little over a second (Hybrid-SORT's height-modulated IoU rests on the same
+observation for DanceTrack).
 Frames the previous window already wrote are not written again: each window writes the frames after
 the previous window's last one (the first window writes all of its frames).
 
