@@ -116,7 +116,7 @@ def _cast(key: str, text: str, kind: type) -> bool | int | float:
             raise ConfigError(f"--tracker {key}={text!r}: expected true or false")
         return text.lower() == "true"
     try:
-        return kind(int(text)) if kind is int else kind(text)
+        return kind(text)
     except ValueError:
         raise ConfigError(f"--tracker {key}={text!r}: expected a number ({kind.__name__})") from None
 
@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> list[SweepRow]:
         with open_dict(cfg):
             cfg.data.root = args.root
             cfg.data.synthetic = None
-    options = {k: cfg.eval.tracker[k] for k in ("link_iou", "max_lost", "height_scale", "nms_iou", "interpolate", "smooth_sigma") if k in cfg.eval.tracker}
+    known = inspect.signature(SequenceTracker).parameters
+    options = {k: v for k, v in cfg.eval.tracker.items() if k in known and k not in ("start_threshold", "keep_threshold")}
     if args.nms_iou is not None:
         options["nms_iou"] = args.nms_iou
     options.update(overrides)
