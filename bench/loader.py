@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
@@ -27,6 +28,7 @@ from scene_model.data.dataset import ClipDataset, SequenceRecord
 from scene_model.data.mot_format import list_sequences
 from scene_model.data.synthetic import SyntheticSpec, ensure_synthetic
 from scene_model.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
+from scene_model.tools.compose import compose_run_config
 
 DATA_ROOT = Path("data") / "bench_loader_1080p"
 CLIP_LEN = 4
@@ -38,7 +40,8 @@ TRAIN_HUE = "ClipDataset train, + hue 0.05"
 
 def make_frames(root: Path, size: tuple[int, int], num_frames: int) -> SequenceRecord:
     """One synthetic sequence of ``size`` (width, height) frames, generated once and kept at ``root``."""
-    spec = SyntheticSpec(num_train=1, num_val=0, num_test=0, num_frames=num_frames, sizes=(size,), seed=0)
+    defaults = OmegaConf.to_container(compose_run_config().data.synthetic)
+    spec = SyntheticSpec.from_dict({**defaults, "num_train": 1, "num_val": 0, "num_test": 0, "num_frames": num_frames, "sizes": [size], "seed": 0})
     ensure_synthetic(root, spec)
     return SequenceRecord.load(list_sequences(root, "train")[0], require_gt=True, class_ids=(1,))
 

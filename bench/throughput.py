@@ -2,7 +2,7 @@
 
 On a CPU: the default config (synthetic data, resnet18, clip_len 4, batch 2). With a GPU (torch.cuda
 is available): ``experiment=dancetrack_r50`` with ``trainer.precision=bf16-mixed`` and
-``model.channels_last=true`` as well, its clips per second, peak GPU memory and whether the loader
+``module.channels_last=true`` as well, its clips per second, peak GPU memory and whether the loader
 keeps up (the share of a step spent waiting for the next batch); the data come from
 ``$DANCETRACK_ROOT`` when set, else from synthetic 1920x1080 sequences.
 """
@@ -14,7 +14,7 @@ import io
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -28,28 +28,26 @@ from scene_model.training.threads import available_cpus, configure_threads
 WARMUP = 2
 
 
-class WaitTimer(L.Callback):
-    """Seconds the training loop waits for each batch: the train data loader's ``__next__``, timed."""
+class TimedBatches:
+    """The train loader, each ``next`` timed: the seconds the training loop waits for every batch."""
 
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
+    def __init__(self, loader: Iterable, seconds: list[float]) -> None:
+        self.loader, self.seconds = loader, seconds
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        fetcher = trainer.fit_loop._data_fetcher
-        iterator, timer = fetcher.iterator, self
+    def __len__(self) -> int:
+        return len(self.loader)
 
-        class Timed:
-            def __iter__(self) -> Iterator:
-                return self
-
-            def __next__(self) -> object:
-                start = time.perf_counter()
-                try:
-                    return next(iterator)
-                finally:
-                    timer.seconds.append(time.perf_counter() - start)
-
-        fetcher.iterator = Timed()
+    def __iter__(self) -> Iterator:
+        batches = iter(self.loader)
+        while True:
+            start = time.perf_counter()
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            finally:
+                self.seconds.append(time.perf_counter() - start)
+            yield batch
 
 
 def measure(overrides: Sequence[str], steps: int, threads: int | None = None) -> dict[str, float]:
@@ -59,17 +57,20 @@ def measure(overrides: Sequence[str], steps: int, threads: int | None = None) ->
         L.seed_everything(cfg.seed)
         configure_threads(threads if threads is not None else cfg.training.get("num_threads"), int(cfg.data.num_workers))
         loader = ConfigLoader(cfg)
-        steps_timer, wait = StepTimer(), WaitTimer()
-        trainer = lightning_trainer(cfg, max_steps=steps, extra_callbacks=[steps_timer, wait])
+        steps_timer, waits = StepTimer(), []
+        trainer = lightning_trainer(cfg, max_steps=steps, extra_callbacks=[steps_timer])
+        datamodule = loader.build_datamodule()
+        train_loader = datamodule.train_dataloader
+        datamodule.train_dataloader = lambda: TimedBatches(train_loader(), waits)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         with contextlib.redirect_stdout(io.StringIO()):
-            trainer.fit(loader.build_lit_module(), datamodule=loader.build_datamodule())
+            trainer.fit(loader.build_lit_module(), datamodule=datamodule)
         seconds = sum(steps_timer.seconds[WARMUP:])
         measured = len(steps_timer.seconds[WARMUP:])
         return {
             "clips/s": measured * int(cfg.data.batch_size) / seconds,
-            "wait share": sum(wait.seconds[WARMUP + 1: WARMUP + 1 + measured]) / seconds,
+            "wait share": sum(waits[WARMUP + 1: WARMUP + 1 + measured]) / seconds,
             "peak GiB": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan"),
             "steps": measured,
         }
@@ -83,7 +84,7 @@ def gpu_overrides() -> list[str]:
         "data.train_sizes=[800]", "data.max_size=1536", "data.clip_len=5", "data.batch_size=1",
         "data.num_workers=8", "data.pin_memory=true",
     ]
-    return ["experiment=dancetrack_r50", *data, "trainer.precision=bf16-mixed", "model.channels_last=true", "model.backbone.weights=null"]
+    return ["experiment=dancetrack_r50", *data, "trainer.precision=bf16-mixed", "module.channels_last=true", "model.backbone.weights=null"]
 
 
 def run(quick: bool) -> list[Row]:

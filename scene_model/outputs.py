@@ -60,17 +60,17 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
 
 
-def write_atomically(
-    path: str | os.PathLike, write: Callable[[Path], object], what: str = "", error: type[SceneModelError] = OutputError
-) -> Path:
-    """``write(partial)``, flush it to disk, rename it over ``path``; on any failure the partial file is
-    removed and ``path`` is as it was. A refused write raises ``error`` naming ``path``."""
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, what: str = "", error: type[SceneModelError] = OutputError) -> Iterator[Path]:
+    """Yield the partial path to write ``path`` to; when the block ends cleanly it is flushed to disk and
+    renamed over ``path``, on any failure removed, ``path`` left as it was. A refused write raises
+    ``error`` naming ``path``."""
     path = Path(path)
     partial = partial_path(path)
     with writing(path, what, error):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            write(partial)
+            yield partial
             with open(partial, "rb+") as handle:
                 os.fsync(handle.fileno())
             os.replace(partial, path)
@@ -78,7 +78,15 @@ def write_atomically(
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
             raise
-    return path
+
+
+def write_atomically(
+    path: str | os.PathLike, write: Callable[[Path], object], what: str = "", error: type[SceneModelError] = OutputError
+) -> Path:
+    """``write(partial)`` inside ``atomic_file``: ``path`` is the new file whole, or the old one."""
+    with atomic_file(path, what, error) as partial:
+        write(partial)
+    return Path(path)
 
 
 def write_text_atomically(path: str | os.PathLike, text: str, what: str = "") -> Path:

@@ -6,15 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from scene_model.data.synthetic import SyntheticSpec, ensure_synthetic
+from scene_model.tools.compose import compose_run_config
+from tests.builders import synthetic_spec
 
 REPO = Path(__file__).resolve().parents[1]
-CONF_DIR = REPO / "conf"
 pytest_plugins = ["tests.slurm.plugin"]  # --slurm, the slurm marker and the slurm_cluster fixture
 
 TINY_SYNTHETIC = dict(num_train=2, num_val=1, num_test=1, num_frames=16, sizes=[[192, 108], [160, 90]], seed=3)
@@ -25,7 +24,7 @@ torch.set_num_threads(2)
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data") / "tiny"
-    return ensure_synthetic(root, SyntheticSpec.from_dict(TINY_SYNTHETIC))
+    return ensure_synthetic(root, SyntheticSpec.from_dict(synthetic_spec(**TINY_SYNTHETIC)))
 
 
 def tiny_overrides(root: Path) -> list[str]:
@@ -57,9 +56,7 @@ def tiny_overrides(root: Path) -> list[str]:
 
 def compose_config(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
     """Compose conf/train.yaml as train.py would, with the run directory set to ``output_dir``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    cfg = compose_run_config(overrides, return_hydra_config=True)
     if output_dir is not None:
         with open_dict(cfg):
             cfg.paths.output_dir = str(output_dir)

@@ -8,11 +8,10 @@ import torch.nn.functional as F
 from torchvision.ops import box_convert, roi_align
 
 from scene_model.errors import ConfigError
-from scene_model.models import build_scene_model
 from scene_model.models.box_pooling import BoxPooling, box_grid
+from tests.builders import tiny_model
 
-SPEC = {"name": "resnet18", "norm": "batch_norm", "out_layer": 3}
-TINY = dict(d_model=32, nhead=4, num_encoder_layers=1, num_decoder_layers=2, dim_feedforward=64, num_queries=5)
+TINY = dict(num_decoder_layers=2, num_queries=5)
 
 
 def test_grid_equals_torchvision_roi_align_with_one_sample_per_bin():
@@ -41,7 +40,7 @@ def test_a_query_sees_the_features_inside_its_box_only():
 
 def test_model_with_box_pooling_trains_the_fine_stage():
     torch.manual_seed(0)
-    model = build_scene_model(SPEC, num_classes=1, box_pool=4, box_stage=2, **TINY)
+    model = tiny_model(num_classes=1, box_pool=4, box_stage=2, **TINY)
     out = model(torch.randn(2, 3, 3, 64, 96), torch.tensor([[False, False, True], [False, False, False]]))
     assert out["bbox_center"].shape == (2, 3, 5, 2)
     (out["bbox_size"].sum() + out["exist_logit"].sum()).backward()
@@ -50,13 +49,13 @@ def test_model_with_box_pooling_trains_the_fine_stage():
 
 
 def test_box_pooling_off_builds_nothing_for_it():
-    model = build_scene_model(SPEC, num_classes=1, box_pool=0, **TINY)
+    model = tiny_model(num_classes=1, box_pool=0, **TINY)
     assert model.box_pooling is None and model.box_proj is None
 
 
 def test_a_box_stage_beyond_the_backbone_names_its_key():
     with pytest.raises(ConfigError, match="model.box_stage=4"):
-        build_scene_model(SPEC, num_classes=1, box_pool=4, box_stage=4, **TINY)
+        tiny_model(num_classes=1, box_pool=4, box_stage=4, **TINY)
 
 
 def test_each_query_pools_its_own_frame_of_its_own_sample():

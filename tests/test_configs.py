@@ -6,11 +6,12 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF_DIR, compose_config
+from scene_model.tools.compose import CONF_DIR
+from tests.conftest import compose_config
 
 GROUP_OPTIONS = {
     group: sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-    for group in ("data", "model", "model/backbone", "head", "optimizer", "scheduler", "trainer", "logger",
+    for group in ("data", "model", "model/backbone", "module", "head", "optimizer", "scheduler", "trainer", "logger",
                   "callbacks", "paths", "experiment", "debug")
 }
 EXTRA = {"data": ["data.root=/tmp/anywhere"], "experiment": ["data.root=/tmp/anywhere"]}
@@ -63,3 +64,41 @@ def test_experiment_overrides_groups(tmp_path):
     assert cfg.model.backbone.weights == "IMAGENET1K_V2"
     assert cfg.data.synthetic is None
     assert cfg.trainer.precision == "bf16-mixed"
+
+
+# Arguments the config cannot hold: objects of other groups, given when the object is built.
+BUILT_WITH = {
+    "scene_model.training.lit_module.SceneModelLightningModule": {"model", "head_adapter", "optimizer", "scheduler", "run_config"},
+}
+SIGNATURE_NODES = ("data", "model", "model.backbone", "module", "head", "head.matcher", "head.denoise")
+
+
+@pytest.mark.parametrize(
+    "overrides", [[], ["data=dancetrack", "data.root=/tmp/anywhere", "model/backbone=resnet50"], ["model/backbone=resnet34"]]
+)
+def test_model_data_and_module_groups_mirror_their_objects_and_hold_every_default(overrides, tmp_path):
+    """Each node names exactly its object's parameters, and none of those has a default in Python:
+    the config is the one place a default is written."""
+    import inspect
+
+    from hydra.utils import get_object
+
+    cfg = compose_config(overrides, tmp_path)
+    for key in SIGNATURE_NODES:
+        node = OmegaConf.select(cfg, key)
+        target = node["_target_"]
+        parameters = inspect.signature(get_object(target)).parameters
+        keys = {k for k in node if not str(k).startswith("_")}
+        assert keys <= set(parameters), (key, keys - set(parameters))
+        assert keys | BUILT_WITH.get(target, set()) == set(parameters), (key, set(parameters) - keys)
+        defaults = [k for k in keys if parameters[k].default is not inspect.Parameter.empty]
+        assert not defaults, f"{key}: {defaults} have a default in Python as well as in the config"
+
+
+def test_an_unknown_key_added_to_a_group_is_named(tmp_path):
+    from scene_model.errors import ConfigError
+    from scene_model.training.config_validation import validate_config
+
+    cfg = compose_config(["+model.box_size=3", "+data.shuffle=true"], tmp_path)
+    with pytest.raises(ConfigError, match=r"model.box_size: scene_model.models.SceneModel takes no argument 'box_size'"):
+        validate_config(cfg)

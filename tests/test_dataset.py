@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from scene_model.data.collate import collate_tracking
-from scene_model.data.datamodule import DancetrackDataModule
 from scene_model.data.dataset import SequenceRecord
 from scene_model.data.mot_format import list_sequences, read_gt, read_seqinfo
 from scene_model.errors import DataFormatError
+from tests.builders import datamodule as make_datamodule
 from tests.data_helpers import write_sequence
 
 
@@ -27,7 +27,7 @@ def test_synthetic_layout_is_dancetrack(tiny_root):
 
 
 def test_loaders_yield_scene_batches(tiny_root):
-    dm = DancetrackDataModule(str(tiny_root), clip_len=3, batch_size=2, num_workers=0, train_sizes=[64], eval_size=64)
+    dm = make_datamodule(tiny_root, clip_len=3, batch_size=2, train_sizes=[64], eval_size=64)
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch.frames.shape[:3] == (2, 3, 3) and batch.frames.dtype == torch.float32
@@ -41,7 +41,7 @@ def test_loaders_yield_scene_batches(tiny_root):
 
 
 def test_training_interval_is_random_within_bounds(tiny_root):
-    dm = DancetrackDataModule(str(tiny_root), clip_len=3, max_interval=4, num_workers=0, train_sizes=[64])
+    dm = make_datamodule(tiny_root, clip_len=3, max_interval=4, train_sizes=[64])
     dm.setup("fit")
     dataset = dm.datasets["train"]
     torch.manual_seed(0)
@@ -50,14 +50,14 @@ def test_training_interval_is_random_within_bounds(tiny_root):
 
 
 def test_short_sequence_gives_padded_window(tiny_root):
-    dm = DancetrackDataModule(str(tiny_root), clip_len=40, batch_size=1, num_workers=0, train_sizes=[64], eval_size=64)
+    dm = make_datamodule(tiny_root, clip_len=40, batch_size=1, train_sizes=[64], eval_size=64)
     dm.setup("validate")
     batch = next(iter(dm.val_dataloader()))
     assert batch.frames.shape[1] == 16 and not batch.padding_mask.any()
 
 
 def test_validation_windows_cover_every_frame(tiny_root):
-    dm = DancetrackDataModule(str(tiny_root), clip_len=3, val_stride=3, num_workers=0, eval_size=64)
+    dm = make_datamodule(tiny_root, clip_len=3, val_stride=3, eval_size=64)
     dm.setup("validate")
     dataset = dm.datasets["val"]
     frames = [dataset.frame_numbers(i) for i in range(len(dataset))]
@@ -67,7 +67,7 @@ def test_validation_windows_cover_every_frame(tiny_root):
 
 
 def test_test_split_without_gt_gives_clips_without_boxes(tiny_root):
-    dm = DancetrackDataModule(str(tiny_root), clip_len=3, test_split="test", num_workers=0, eval_size=64)
+    dm = make_datamodule(tiny_root, clip_len=3, test_split="test", eval_size=64)
     dm.setup("test")
     batch = next(iter(dm.test_dataloader()))
     assert batch.frames.shape[1] == 3 and all(len(f) == 0 for sample in batch.targets for f in sample)
@@ -76,7 +76,7 @@ def test_test_split_without_gt_gives_clips_without_boxes(tiny_root):
 
 def test_train_split_without_gt_is_an_error(tmp_path):
     write_sequence(tmp_path, gt=None)
-    dm = DancetrackDataModule(str(tmp_path), num_workers=0)
+    dm = make_datamodule(tmp_path)
     with pytest.raises(DataFormatError, match=r"missing .*seq1/gt/gt\.txt"):
         dm.setup("fit")
 
@@ -85,13 +85,13 @@ def test_sequences_of_other_sizes_and_lengths_share_a_padded_batch(tmp_path):
     write_sequence(tmp_path, "val", "a", length=2, width=100, height=50, rectangle=(10, 10, 20, 20),
                    gt="1,3,10,10,20,20,1,1,1\n2,3,12,10,20,20,1,1,1\n")
     write_sequence(tmp_path, "val", "b", length=5, width=80, height=60, frames=True, gt="5,8,0,0,40,30,1,1,1\n")
-    dm = DancetrackDataModule(str(tmp_path), clip_len=4, eval_batch_size=2, num_workers=0, eval_size=30)
+    dm = make_datamodule(tmp_path, clip_len=4, eval_batch_size=2, eval_size=30)
     dm.setup("validate")
     batch = next(iter(dm.val_dataloader()))
     assert batch.sequence_ids == ["a", "b"]
     assert batch.padding_mask.tolist() == [[False, False, True, True], [False] * 4]
     assert batch.image_sizes.tolist() == [[30, 60], [30, 40]]
-    assert batch.orig_sizes.tolist() == [[100, 50], [80, 60]]
+    assert batch.orig_sizes.tolist() == [[50, 100], [60, 80]]
     assert batch.frames.shape == (2, 4, 3, 30, 60)
     windows = [dm.datasets["val"].frame_numbers(i).tolist() for i in range(len(dm.datasets["val"]))]
     assert windows == [[1, 2], [1, 2, 3, 4], [2, 3, 4, 5]]

@@ -8,11 +8,11 @@ import torch
 from PIL import Image
 
 from scene_model.data.collate import collate_tracking
-from scene_model.data.datamodule import DancetrackDataModule
 from scene_model.data.dataset import ClipDataset, SequenceRecord
 from scene_model.data.decode import BadFrameWarning, FrameGeometry, UnreadableFrameError, decode_frame
 from scene_model.data.transforms import ClipTransform
 from scene_model.errors import DataFormatError
+from tests.builders import datamodule as make_datamodule
 from tests.data_helpers import write_sequence
 
 
@@ -90,7 +90,7 @@ def test_bad_frames_stop_the_loader_or_are_skipped_and_counted(tmp_path):
     assert clip.skipped_frames == (str(seq / "img1" / "00000002.jpg"),)
     batch = collate_tracking([clip, dataset[1]])
     assert batch.skipped_frames == clip.skipped_frames
-    datamodule = DancetrackDataModule(str(tmp_path), skip_bad_frames=True)
+    datamodule = make_datamodule(tmp_path, skip_bad_frames=True)
     datamodule.on_before_batch_transfer(batch, 0)
     datamodule.on_before_batch_transfer(batch, 0)
     assert datamodule.skipped_frames == {str(seq / "img1" / "00000002.jpg")}

@@ -8,10 +8,9 @@ import pytest
 import torch
 
 from scene_model.data.types import TrackTargets
-from scene_model.models import build_scene_model
-from scene_model.training.denoiser import DinoDenoiser, denoising_attention_mask, hold_nearest_box
-from scene_model.training.head_adapter import HeadAdapter
-from scene_model.training.matcher import HungarianMatcher
+from scene_model.training.denoiser import denoising_attention_mask, hold_nearest_box
+from tests.builders import build
+from tests.builders import tiny_model as small_model
 
 
 def tracks_of(batch=2, frames=4, tracks=3, seed=0) -> TrackTargets:
@@ -47,9 +46,9 @@ def test_absent_frames_hold_the_nearest_box():
 
 def test_layout_and_noise_bounds():
     tracks = tracks_of()
-    denoiser = DinoDenoiser(enabled=True, num_groups=3, box_noise_scale=0.4, id_noise_ratio=0.0)
+    denoiser = build("head.denoise", enabled=True, num_groups=3, box_noise_scale=0.4, id_noise_ratio=0.0)
     state = denoiser.make_noise(tracks, num_queries=5, generator=torch.Generator().manual_seed(0))
-    assert state.num_queries == 3 * 2 * 3 and state.queries.boxes.shape == (2, 4, 18, 4)
+    assert state.positive.shape[1] == 3 * 2 * 3 and state.queries.boxes.shape == (2, 4, 18, 4)
     assert state.queries.attn_mask.shape == (23, 23)
     assert state.positive[0].tolist() == ([True] * 3 + [False] * 3) * 3
     assert torch.equal(state.queries.padding, ~state.valid) and state.queries.padding[1, 2]
@@ -71,7 +70,7 @@ def test_id_noise_gives_positives_another_tracks_boxes_but_keeps_their_target():
     boxes = torch.cat([torch.rand(1, 6, 3, 2) * 0.4 + 0.3, torch.rand(1, 6, 3, 2) * 0.2 + 0.1], -1)
     tracks = TrackTargets(boxes, torch.ones(1, 6, 3, dtype=torch.bool), torch.zeros(1, 3, dtype=torch.long),
                           torch.arange(3)[None], torch.ones(1, 3, dtype=torch.bool))
-    denoiser = DinoDenoiser(enabled=True, num_groups=1, box_noise_scale=0.0, id_noise_ratio=1.0)
+    denoiser = build("head.denoise", enabled=True, num_groups=1, box_noise_scale=0.0, id_noise_ratio=1.0)
     state = denoiser.make_noise(tracks, num_queries=2, generator=torch.Generator().manual_seed(1))
     positives = state.positive[0].nonzero().flatten()
     for d in positives.tolist():
@@ -84,24 +83,22 @@ def test_id_noise_gives_positives_another_tracks_boxes_but_keeps_their_target():
 
 
 def test_disabled_or_empty_makes_no_queries():
-    adapter = HeadAdapter(HungarianMatcher(), denoise=DinoDenoiser(enabled=False))
+    adapter = build_adapter(denoise=build("head.denoise", enabled=False))
     assert adapter.make_denoising(tracks_of(), 5) is None
     empty = tracks_of(tracks=0)
-    assert DinoDenoiser(enabled=True).make_noise(empty, 5) is None
+    assert build("head.denoise", enabled=True).make_noise(empty, 5) is None
 
 
 def tiny_model():
     torch.manual_seed(0)
-    model = build_scene_model({"name": "resnet18", "norm": "batch_norm", "out_layer": 3}, d_model=32, nhead=4,
-                              num_encoder_layers=1, num_decoder_layers=2, dim_feedforward=64, num_queries=5,
-                              denoising=True)
+    model = small_model(num_decoder_layers=2, num_queries=5, denoising=True, box_pool=0)
     return model.eval()
 
 
 def test_denoising_queries_leave_matching_outputs_unchanged_and_groups_apart():
     model, tracks = tiny_model(), tracks_of()
     frames = torch.randn(2, 4, 3, 64, 96)
-    state = DinoDenoiser(enabled=True, num_groups=2).make_noise(tracks, 5, torch.Generator().manual_seed(0))
+    state = build("head.denoise", enabled=True, num_groups=2).make_noise(tracks, 5, torch.Generator().manual_seed(0))
     with torch.no_grad():
         plain = model(frames)
         with_dn = model(frames, denoising=state.queries)
@@ -110,7 +107,7 @@ def test_denoising_queries_leave_matching_outputs_unchanged_and_groups_apart():
         changed = model(frames, denoising=state.queries)
     for key in ("bbox_center", "bbox_size", "cls_logits", "exist_logit"):
         assert torch.allclose(plain[key], with_dn[key], atol=1e-5), key
-        assert with_dn["dn"][key].shape[2] == state.num_queries
+        assert with_dn["dn"][key].shape[2] == state.positive.shape[1]
         assert torch.allclose(with_dn["dn"][key][0, :, :6], changed["dn"][key][0, :, :6], atol=1e-5), key
         others = torch.tensor([0, 1, 3, 4, 5])  # sample 1's group 0 but its padding slot 2
         assert torch.allclose(with_dn["dn"][key][1][:, others], changed["dn"][key][1][:, others], atol=1e-5), key
@@ -120,7 +117,7 @@ def test_denoising_queries_leave_matching_outputs_unchanged_and_groups_apart():
 
 def test_denoising_losses_are_added_and_reach_the_label_embedding():
     model, tracks = tiny_model().train(), tracks_of()
-    adapter = HeadAdapter(HungarianMatcher(), denoise=DinoDenoiser(enabled=True))
+    adapter = build_adapter(denoise=build("head.denoise", enabled=True))
     padding = torch.zeros(2, 4, dtype=torch.bool)
     state = adapter.make_denoising(tracks, model.num_queries)
     outputs = model(torch.randn(2, 4, 3, 64, 96), padding, denoising=state.queries)
@@ -135,7 +132,7 @@ def test_denoising_losses_are_added_and_reach_the_label_embedding():
 
 def test_perfect_denoising_predictions_give_near_zero_box_terms():
     tracks = tracks_of()
-    adapter = HeadAdapter(HungarianMatcher(), denoise=DinoDenoiser(enabled=True, num_groups=2), aux_loss=False)
+    adapter = build_adapter(denoise=build("head.denoise", enabled=True, num_groups=2), aux_loss=False)
     state = adapter.make_denoising(tracks, 4)
     target = torch.gather(tracks.boxes, 2, state.track[:, None, :, None].expand(2, 4, -1, 4))
     hit = (state.assignment(4) >= 0) & torch.gather(tracks.present, 2, state.track[:, None].expand(-1, 4, -1))
@@ -184,3 +181,10 @@ def test_a_training_batch_without_tracks_keeps_the_label_embedding_in_the_graph(
     assert "dn_cls" not in losses
     assert module.model.label_embed.weight.grad is not None
     assert module.model.label_embed.weight.grad.abs().sum() == 0
+
+
+def build_adapter(denoise, aux_loss=True):
+    """HeadAdapter of the default config with the given denoiser."""
+    adapter = build("head", aux_loss=aux_loss)
+    adapter.denoiser = denoise
+    return adapter

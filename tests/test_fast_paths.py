@@ -1,4 +1,4 @@
-"""The speed switches (trainer.precision=bf16-mixed, model.channels_last, model.compile) run and give
+"""The speed switches (trainer.precision=bf16-mixed, module.channels_last, module.compile) run and give
 the loss of the plain float32 model, to the tolerance of their arithmetic."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def build(cfg):
 
 
 def loss_of(module, batch) -> dict[str, torch.Tensor]:
-    outputs = module.model(module.input_frames(batch.frames), batch.padding_mask, batch.image_sizes)
+    outputs = module(batch)
     return {"outputs": outputs, **module.head_adapter.compute_loss(outputs, batch.tracks, batch.padding_mask)}
 
 
@@ -51,7 +51,7 @@ def test_bf16_mixed_gives_the_float32_loss_and_keeps_the_loss_in_float32(tiny_cf
 
 def test_channels_last_gives_the_same_loss(tiny_cfg):
     plain, batch, _ = build(tiny_cfg())
-    fast, _, _ = build(tiny_cfg("model.channels_last=true"))
+    fast, _, _ = build(tiny_cfg("module.channels_last=true"))
     conv = fast.model.backbone.body[0].weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     assert loss_of(fast, batch)["total"].item() == pytest.approx(loss_of(plain, batch)["total"].item(), rel=1e-4)
@@ -59,7 +59,7 @@ def test_channels_last_gives_the_same_loss(tiny_cfg):
 
 @pytest.mark.parametrize(
     "switch",
-    [pytest.param("trainer.precision=bf16-mixed", marks=pytest.mark.slow), "model.channels_last=true"],  # bf16 on a CPU: ~40 s
+    [pytest.param("trainer.precision=bf16-mixed", marks=pytest.mark.slow), "module.channels_last=true"],  # bf16 on a CPU: ~40 s
 )
 def test_a_fit_runs_with_the_switch(tiny_cfg, switch):
     value = train(tiny_cfg(switch))
@@ -69,7 +69,7 @@ def test_a_fit_runs_with_the_switch(tiny_cfg, switch):
 @pytest.mark.slow
 def test_compile_gives_the_same_loss(tiny_cfg):
     plain, batch, _ = build(tiny_cfg())
-    fast, _, _ = build(tiny_cfg("model.compile=true"))
+    fast, _, _ = build(tiny_cfg("module.compile=true"))
     assert fast.model._compiled_call_impl is not None
     assert loss_of(fast, batch)["total"].item() == pytest.approx(loss_of(plain, batch)["total"].item(), rel=1e-4)
     assert set(fast.state_dict()) == set(plain.state_dict())  # checkpoints load with the switch on or off

@@ -6,11 +6,10 @@ import pytest
 import torch
 from torchvision.ops import generalized_box_iou_loss
 
+from scene_model.boxes import inverse_sigmoid
 from scene_model.data.types import TrackTargets
-from scene_model.models.head import inverse_sigmoid
-from scene_model.training.denoiser import DinoDenoiser
 from scene_model.training.head_adapter import HeadAdapter, giou_loss
-from scene_model.training.matcher import HungarianMatcher
+from tests.builders import build, tiny_model
 
 KEYS = {"total", "cls", "bbox", "giou", "exist", "num_matches", "num_targets"}
 
@@ -46,7 +45,7 @@ def outputs_from(tracks: TrackTargets, queries: int, perfect: bool) -> dict:
 
 
 def adapter(level: str = "track", denoise: bool = False) -> HeadAdapter:
-    return HeadAdapter(HungarianMatcher(level=level), denoise=DinoDenoiser(enabled=denoise))
+    return build("head", matcher={"level": level}, denoise={"enabled": denoise})
 
 
 def test_loss_dict_has_the_contract_keys():
@@ -78,7 +77,7 @@ def test_padded_frames_count_nowhere(level, denoise):
     head = adapter(level, denoise)
     state = head.make_denoising(tracks, 6)
     if denoise:
-        out["dn"] = outputs_from(tracks, state.num_queries, False)
+        out["dn"] = outputs_from(tracks, state.positive.shape[1], False)
     base = head.compute_loss(out, tracks, padding, state)
     detached = lambda o: {k: (v.detach().clone() if torch.is_tensor(v) else v) for k, v in o.items()}  # noqa: E731
     garbage = detached(out)
@@ -105,12 +104,9 @@ def test_gradients_reach_every_head_output():
 
 def test_gradients_reach_every_model_parameter():
     from scene_model.data.collate import collate_tracking
-    from scene_model.models import build_scene_model
     from tests.test_collate import make_clip
 
-    model = build_scene_model({"name": "resnet18", "norm": "batch_norm", "out_layer": 3, "num_levels": 2}, d_model=32,
-                              nhead=4, num_encoder_layers=1, num_decoder_layers=2, dim_feedforward=64, num_queries=5,
-                              denoising=True)
+    model = tiny_model(backbone={"num_levels": 2}, num_decoder_layers=2, num_queries=5, denoising=True)
     batch = collate_tracking([make_clip(2, 64, 96, [[1, 2], [2]]), make_clip(2, 48, 64, [[3], [3]])])
     head = adapter(denoise=True)
     state = head.make_denoising(batch.tracks, model.num_queries)

@@ -12,6 +12,7 @@ from torchvision.ops import box_convert, generalized_box_iou
 from scene_model.data.types import TrackTargets
 from scene_model.errors import ConfigError
 from scene_model.training.matcher import HungarianMatcher, Matching, greedy_assignment
+from tests.builders import build
 
 
 def random_case(seed: int, batch=2, frames=3, queries=4, tracks=3):
@@ -54,7 +55,7 @@ def brute_force_min(cost: np.ndarray) -> float:
 @pytest.mark.parametrize("seed", range(4))
 def test_track_cost_matrix_equals_pairwise_sum_over_present_frames(seed):
     outputs, tracks, padding = random_case(seed)
-    matcher = HungarianMatcher()
+    matcher = build("head.matcher")
     cost = matcher.cost_matrix(outputs, tracks, padding)
     batch, frames, queries, _ = outputs["bbox_center"].shape
     for b, q, k in itertools.product(range(batch), range(queries), range(tracks.num_tracks)):
@@ -66,8 +67,8 @@ def test_track_cost_matrix_equals_pairwise_sum_over_present_frames(seed):
 @pytest.mark.parametrize("seed", range(6))
 def test_track_level_hungarian_is_optimal(seed):
     outputs, tracks, padding = random_case(seed, queries=5, tracks=4)
-    matcher = HungarianMatcher()
-    matching = matcher(outputs, tracks, padding)
+    matcher = build("head.matcher")
+    matching = matcher.match([outputs], tracks, padding)[0]
     cost = matcher.cost_matrix(outputs, tracks, padding).numpy()
     for b in range(2):
         counted = np.flatnonzero((tracks.present[b] & ~padding[b, :, None]).any(0).numpy())
@@ -81,8 +82,8 @@ def test_track_level_hungarian_is_optimal(seed):
 @pytest.mark.parametrize("seed", range(4))
 def test_frame_level_hungarian_is_optimal_per_frame(seed):
     outputs, tracks, padding = random_case(seed, queries=4, tracks=3)
-    matcher = HungarianMatcher(level="frame")
-    matching = matcher(outputs, tracks, padding)
+    matcher = build("head.matcher", level="frame")
+    matching = matcher.match([outputs], tracks, padding)[0]
     per_frame = matcher.frame_costs(outputs, tracks).numpy()
     for b, t in itertools.product(range(2), range(3)):
         counted = np.flatnonzero((tracks.present[b, t] & ~padding[b, t]).numpy())
@@ -118,7 +119,7 @@ def test_greedy_is_a_valid_assignment_never_better_than_optimal():
 
 def test_greedy_solver_from_config_matches_every_track():
     outputs, tracks, padding = random_case(1)
-    matching = HungarianMatcher(solver="greedy")(outputs, tracks, padding)
+    matching = build("head.matcher", solver="greedy").match([outputs], tracks, padding)[0]
     assert len(matching) == int((tracks.present & ~padding[:, :, None]).any(1).sum())
 
 
@@ -129,7 +130,7 @@ def test_all_layers_cost_one_host_copy(monkeypatch):
     monkeypatch.setattr(torch.Tensor, "cpu", lambda self, *a, **k: copies.append(self.shape) or original(self, *a, **k))
     for level in ("track", "frame"):
         copies.clear()
-        matchings = HungarianMatcher(level=level).match([outputs, outputs, outputs], tracks, padding)
+        matchings = build("head.matcher", level=level).match([outputs, outputs, outputs], tracks, padding)
         assert len(matchings) == 3 and len(copies) == 1, (level, copies)
 
 
@@ -138,10 +139,10 @@ def test_no_tracks_gives_an_empty_matching():
     empty = TrackTargets(tracks.boxes[:, :, :0], tracks.present[:, :, :0], tracks.labels[:, :0],
                          tracks.track_ids[:, :0], tracks.valid[:, :0])
     for level in ("track", "frame"):
-        assert len(HungarianMatcher(level=level)(outputs, empty, padding)) == 0
+        assert len(build("head.matcher", level=level).match([outputs], empty, padding)[0]) == 0
 
 
 @pytest.mark.parametrize(("key", "value"), [("solver", "auction"), ("level", "clip")])
 def test_bad_options_name_their_config_key(key, value):
     with pytest.raises(ConfigError, match=f"head.matcher.{key}"):
-        HungarianMatcher(**{key: value})
+        build("head.matcher", **{key: value})

@@ -7,21 +7,24 @@ import torch
 import torchvision
 
 from scene_model.errors import CheckpointError, ConfigError
-from scene_model.models import OUTPUT_KEYS, Backbone, build_scene_model
 from scene_model.models.scene_model import canvas_padding
 from scene_model.models.transformer import EncoderLayer
+from tests.builders import build, tiny_model
 
-TINY = dict(d_model=32, nhead=4, num_encoder_layers=1, num_decoder_layers=3, dim_feedforward=64, num_queries=6)
+OUTPUT_KEYS = ("bbox_center", "bbox_size", "cls_logits", "exist_conf", "exist_logit")
 
 
-def tiny_model(**backbone):
+def small_model(**backbone):
     torch.manual_seed(0)
-    spec = {"name": "resnet18", "norm": "batch_norm", "out_layer": 3, **backbone}
-    return build_scene_model(spec, num_classes=2, **TINY)
+    return tiny_model(backbone=backbone, num_classes=2, box_pool=0)
+
+
+def make_backbone(**changes):
+    return build("model.backbone", **changes)
 
 
 def test_outputs_follow_the_contract():
-    model = tiny_model().eval()
+    model = small_model().eval()
     with torch.no_grad():
         out = model(torch.randn(2, 3, 3, 64, 96))
     shapes = {"bbox_center": 2, "bbox_size": 2, "cls_logits": 2, "exist_conf": 1, "exist_logit": 1}
@@ -35,7 +38,7 @@ def test_outputs_follow_the_contract():
 
 
 def test_padded_frames_change_nothing_in_real_frames():
-    model = tiny_model().eval()
+    model = small_model().eval()
     frames = torch.randn(1, 4, 3, 64, 96)
     padding = torch.tensor([[False, False, True, True]])
     other = frames.clone()
@@ -69,7 +72,7 @@ def test_encoder_ignores_padded_tokens():
 
 
 def test_mixed_image_sizes_mask_the_canvas_padding(monkeypatch):
-    model = tiny_model().eval()
+    model = small_model().eval()
     seen = []
     original = model.transformer.encode
     monkeypatch.setattr(model.transformer, "encode", lambda s, p, m=None: seen.append(m) or original(s, p, m))
@@ -82,12 +85,12 @@ def test_mixed_image_sizes_mask_the_canvas_padding(monkeypatch):
 
 
 def test_multi_scale_features():
-    backbone = Backbone("resnet18", norm="batch_norm", out_layer=4, num_levels=3)
-    assert backbone.channels == [128, 256, 512] and backbone.strides == [8, 16, 32]
-    features = backbone(torch.randn(1, 3, 64, 96))
-    assert [tuple(f.shape[1:]) for f in features] == [(128, 8, 12), (256, 4, 6), (512, 2, 3)]
-    assert Backbone("resnet50", norm="batch_norm", out_layer=4, num_levels=2).channels == [1024, 2048]
-    model = tiny_model(num_levels=2)
+    backbone = make_backbone(out_layer=4, num_levels=3)
+    assert backbone.channels == [128, 256, 512] and backbone.levels == [2, 3, 4]
+    features = backbone.stages(torch.randn(1, 3, 64, 96), backbone.levels)
+    assert [tuple(features[i].shape[1:]) for i in backbone.levels] == [(128, 8, 12), (256, 4, 6), (512, 2, 3)]
+    assert make_backbone(name="resnet50", out_layer=4, num_levels=2).channels == [1024, 2048]
+    model = small_model(num_levels=2)
     frames = torch.randn(1, 2, 3, 64, 96)
     memory, memory_pos, _, shapes, _ = model.encode_frames(frames)
     assert shapes == [(8, 12), (4, 6)]
@@ -100,26 +103,26 @@ def test_multi_scale_features():
                                              ({"norm": "group"}, "norm"), ({"name": "vgg"}, "name")])
 def test_bad_backbone_options_name_their_key(option, key):
     with pytest.raises(ConfigError, match=f"model.backbone.{key}"):
-        Backbone(**{"name": "resnet18", "out_layer": 3, **option})
+        make_backbone(**{"out_layer": 3, **option})
 
 
 def test_weights_from_a_local_file(tmp_path):
     reference = torchvision.models.resnet18(weights=None)
     torch.save(reference.state_dict(), tmp_path / "r18.pth")
-    backbone = Backbone("resnet18", weights=str(tmp_path / "r18.pth"), norm="frozen_bn", out_layer=3)
+    backbone = make_backbone(weights=str(tmp_path / "r18.pth"), norm="frozen_bn", out_layer=3)
     assert torch.equal(backbone.body[0].weight, reference.conv1.weight)
     with pytest.raises(CheckpointError, match="does not exist"):
-        Backbone("resnet18", weights=str(tmp_path / "missing.pth"))
+        make_backbone(weights=str(tmp_path / "missing.pth"))
     with pytest.raises(CheckpointError, match="does not fit resnet50"):
-        Backbone("resnet50", weights=str(tmp_path / "r18.pth"))
+        make_backbone(name="resnet50", weights=str(tmp_path / "r18.pth"))
     with pytest.raises(ConfigError, match="IMAGENET1K_V1"):
-        Backbone("resnet18", weights="IMAGENET_V9")
+        make_backbone(weights="IMAGENET_V9")
 
 
 def test_denoising_queries_need_a_model_built_for_them():
     from scene_model.models.scene_model import DenoisingQueries
 
-    model = tiny_model()
+    model = small_model()
     queries = DenoisingQueries(torch.rand(1, 2, 2, 4), torch.zeros(1, 2, dtype=torch.long),
                                torch.zeros(8, 8, dtype=torch.bool), torch.zeros(1, 2, dtype=torch.bool))
     with pytest.raises(ConfigError, match="head.denoise.enabled"):

@@ -45,5 +45,5 @@ def test_local_weights_file_frozen_bn_and_lr_mult(tmp_path):
     # Frozen statistics stay put through a training-mode forward.
     before = body[1].running_mean.clone()
     module.train()
-    module.model.backbone(torch.randn(2, 3, 64, 64))
+    module.model.backbone.stages(torch.randn(2, 3, 64, 64), module.model.backbone.levels)
     assert torch.equal(body[1].running_mean, before)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from scene_model.models.proposals import cell_anchors, select_queries
-from tests.test_model import tiny_model
+from tests.test_model import small_model as tiny_model
 
 
 def test_cell_anchors_centre_on_cells_and_double_per_level():

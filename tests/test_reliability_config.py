@@ -25,8 +25,8 @@ from tests.test_configs import EXTRA, GROUP_OPTIONS
         (["train=no"], r"^train: expected bool, got 'no'"),  # a string that would otherwise count as true
         (["seed=abc"], r"^seed: expected int \| None"),
         (["model.backbone.freeze=maybe"], r"^model\.backbone\.freeze: expected bool, got 'maybe' \(str\)$"),
-        (["model.channels_last=fast"], r"^model\.channels_last: expected bool, got 'fast' \(str\)$"),
-        (["model.compile=sometimes"], r"^model\.compile: expected bool, got 'sometimes' \(str\)$"),
+        (["module.channels_last=fast"], r"^module\.channels_last: expected bool, got 'fast' \(str\)$"),
+        (["module.compile=sometimes"], r"^module\.compile: expected bool, got 'sometimes' \(str\)$"),
         (["training.max_bad_steps=0"], r"^training\.max_bad_steps: 0 is out of range, expected >= 1$"),
         (["optimizer.lr=-1"], r"^optimizer\.lr: -1 is out of range, expected > 0$"),
         (["data.clip_len=0"], r"^data\.clip_len: 0 is out of range, expected >= 1$"),

@@ -30,6 +30,7 @@ from scene_model.training.run import user_error
 from scene_model.training.run_dirs import claim_dir
 from scene_model.training.signals import stop_signals
 from scene_model.training.write_errors import output_errors
+from tests.builders import datamodule as make_datamodule
 from tests.conftest import REPO, tiny_overrides
 from tests.data_helpers import write_sequence
 from tests.test_cli import run_train
@@ -234,7 +235,7 @@ def test_a_gt_txt_that_is_a_directory_and_a_root_that_is_a_file_are_named_as_suc
 
 
 def datamodule(root: Path) -> DancetrackDataModule:
-    return DancetrackDataModule(str(root), num_workers=0)
+    return make_datamodule(root)
 
 
 def test_an_empty_gt_txt_is_a_warning_naming_it(tmp_path, caplog):

@@ -1,4 +1,4 @@
-"""python -m scene_model.track: a video or a folder of images tracked as validation tracks a sequence."""
+"""python -m scene_model.tools.track: a video or a folder of images tracked as validation tracks a sequence."""
 
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ from scene_model.data.decode import FrameGeometry
 from scene_model.data.transforms import ClipTransform
 from scene_model.data.video import open_source
 from scene_model.errors import CheckpointError
-from scene_model.track import build_tracker, load_model
-from scene_model.track import main as track_main
+from scene_model.tools.track import main as track_main
+from scene_model.tracking import SequenceTracker, TrackerOptions
 from scene_model.tracking.mot_results import format_rows
 from scene_model.tracking.stream import stream_windows
 from scene_model.tracking.video_output import VideoWriter
 from scene_model.training.run import train
+from scene_model.training.trained import load_trained
 from tests.conftest import REPO, compose_config, tiny_overrides
 
 FPS = 20
@@ -59,7 +60,7 @@ def as_sequence(frames: list[np.ndarray], seq_dir: Path) -> Path:
 
 def run_track(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "scene_model.track", *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "scene_model.tools.track", *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=300,
     )
 
 
@@ -104,13 +105,12 @@ def test_a_video_is_tracked_as_evaluation_tracks_its_frames(trained, video, tmp_
     frames = decoded_frames(video)
     assert len(frames) == 32
     seq_dir = as_sequence(frames, tmp_path / "seq" / "val" / "clip")
-    module, datamodule, cfg = load_model(trained, "cpu")
-    tracker = build_tracker(cfg, {})
+    run = load_trained(trained, "cpu")
+    datamodule, tracker = run.datamodule, SequenceTracker(TrackerOptions.from_mapping(run.cfg.eval.tracker))
     record = SequenceRecord.load(seq_dir, require_gt=False, class_ids=(1,))
     dataset = ClipDataset([record], datamodule.clip_len, datamodule.eval_transform, train=False, stride=datamodule.val_stride)
     windows = DataLoader(dataset, batch_size=datamodule.eval_batch_size, collate_fn=collate_tracking)
-    with torch.no_grad():
-        expected = tracker.track(lambda b: module(b.frames, b.padding_mask, b.image_sizes), windows, ["clip"])["clip"]
+    expected = tracker.track(run.module.predict, windows, ["clip"])["clip"]
     text = (out / "clip.txt").read_text()
     assert len(expected) >= 32 and text == format_rows(expected)
     boxes = np.loadtxt(out / "clip.txt", delimiter=",", ndmin=2)
@@ -171,8 +171,8 @@ def test_bad_inputs_give_one_line_and_keep_earlier_results(trained, tmp_path, ca
     done = track_here(capsys, folder, "--ckpt", foreign, "--out", out)
     assert done.returncode == 1
     assert done.stderr.strip() == (
-        f"CheckpointError: checkpoint {foreign} was not written by this project's train.py: it holds no run config "
-        "(hyper_parameters.config with model, data and eval)"
+        f"CheckpointError: checkpoint {foreign} was not written by this version of train.py: it holds no run config "
+        "(hyper_parameters.config with model, module, data, eval)"
     )
 
 
@@ -182,7 +182,7 @@ def test_a_checkpoint_of_another_model_is_named(trained, tmp_path):
     checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if "decoder" not in k}
     torch.save(checkpoint, tmp_path / "cut.ckpt")
     with pytest.raises(CheckpointError, match=r"cut.ckpt was written by another model: .* tensor\(s\) missing"):
-        load_model(tmp_path / "cut.ckpt", "cpu")
+        load_trained(tmp_path / "cut.ckpt", "cpu")
 
 
 @pytest.mark.parametrize(("length", "clip_len", "stride", "batch_size"), [(10, 4, 3, 2), (11, 4, 3, 3), (3, 4, 3, 2), (9, 3, 1, 4), (4, 4, 3, 1)])
@@ -207,7 +207,7 @@ def test_stream_windows_are_the_evaluation_windows(tiny_root, length, clip_len, 
             yield pixels
 
     batches = []
-    for batch in stream_windows(frames(), info.name, (info.width, info.height), clip_len, stride, transform, geometry, batch_size):
+    for batch in stream_windows(frames(), info.name, (info.height, info.width), clip_len, stride, transform, geometry, batch_size):
         assert len(produced) <= int(batch.frame_indices.max()) + 1  # lazy: no frame read ahead of its window
         batches.append(batch)
     assert [len(b) for b in batches] == [len(c) for c in np.array_split(np.arange(len(expected)), range(batch_size, len(expected), batch_size))]
@@ -216,7 +216,7 @@ def test_stream_windows_are_the_evaluation_windows(tiny_root, length, clip_len, 
     for (batch, i), clip in zip(windows, expected, strict=True):
         assert batch.frame_indices[i].tolist() == clip.frame_indices.tolist()
         assert torch.equal(batch.frames[i, : len(clip.frame_indices)], clip.frames)
-        assert batch.orig_sizes[i].tolist() == [info.width, info.height]
+        assert batch.orig_sizes[i].tolist() == [info.height, info.width]
 
 
 def test_writer_keeps_frame_count_rate_and_odd_sizes(tmp_path):

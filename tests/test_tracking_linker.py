@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from scene_model.tracking.linker import TrackLinker, duplicates
+from scene_model.tracking.options import TrackerOptions
 
 
 def window(frames, objects, num_queries=4, slots=None):
@@ -56,7 +57,7 @@ def test_an_object_entering_later_gets_a_new_id_from_its_first_confident_frame()
         "a": (moving(1, 0), always()),
         "late": (moving(0, 100), lambda f: 0.0 if f < 6 else (0.4 if f == 6 else 0.8)),
     }
-    linker = TrackLinker(start_threshold=0.5, keep_threshold=0.3)
+    linker = TrackLinker(TrackerOptions(start_threshold=0.5, keep_threshold=0.3))
     rows = run(linker, [window([1, 2, 3, 4], objects), window([4, 5, 6, 7, 8], objects)])
     late = rows[rows[:, 2] == 100]
     assert late[:, 0].tolist() == [7, 8]  # frame 6 (0.4) is below start_threshold
@@ -65,7 +66,7 @@ def test_an_object_entering_later_gets_a_new_id_from_its_first_confident_frame()
 
 def test_a_running_track_keeps_boxes_down_to_keep_threshold_and_drops_weaker_ones():
     scores = {1: 0.9, 2: 0.35, 3: 0.2, 4: 0.9}
-    rows = run(TrackLinker(start_threshold=0.5, keep_threshold=0.3), [window([1, 2, 3, 4], {"a": (moving(0, 10), scores.get)})])
+    rows = run(TrackLinker(TrackerOptions(start_threshold=0.5, keep_threshold=0.3)), [window([1, 2, 3, 4], {"a": (moving(0, 10), scores.get)})])
     assert rows[:, 0].tolist() == [1, 2, 4]
     assert rows[:, 6].tolist() == pytest.approx([0.9, 0.35, 0.9])
 
@@ -75,13 +76,13 @@ def test_an_invisible_object_keeps_its_id_for_max_lost_frames(max_lost, same_id)
     hidden = lambda f: 0.0 if 4 <= f <= 7 else 0.9  # noqa: E731 - four frames occluded
     objects = {"a": (moving(1, 0), hidden)}
     windows = [window(range(s, s + 3), objects) for s in (1, 3, 5, 7, 9)]
-    rows = run(TrackLinker(max_lost=max_lost), windows)
+    rows = run(TrackLinker(TrackerOptions(max_lost=max_lost)), windows)
     assert rows[:, 0].tolist() == [1, 2, 3, 8, 9, 10, 11]
     assert (len(set(rows[:, 1])) == 1) == same_id
 
 
 def test_a_query_that_disagrees_on_the_shared_frame_is_not_linked():
-    linker = TrackLinker(link_iou=0.3)
+    linker = TrackLinker(TrackerOptions(link_iou=0.3))
     first = linker.step(*window([1, 2, 3, 4], {"a": (moving(0, 0), always())}))
     second = linker.step(*window([4, 5, 6], {"a": (moving(0, 150), always())}))
     assert set(first[:, 1]) == {1} and set(second[:, 1]) == {2}
@@ -114,15 +115,10 @@ def test_a_duplicate_query_in_a_window_is_dropped_and_neighbours_are_kept():
     assert set(rows[:, 1]) == {1} and rows[:, 6].tolist() == pytest.approx([0.9] * 3)
     rows = TrackLinker().step(*window([1, 2, 3], {"a": strong, "b": (lambda f: f + 14, always(0.7))}))
     assert len(set(rows[:, 1])) == 2
-    rows = TrackLinker(nms_iou=1.0).step(*window([1, 2, 3], {"strong": strong, "weak": weak}))
+    rows = TrackLinker(TrackerOptions(nms_iou=1.0)).step(*window([1, 2, 3], {"strong": strong, "weak": weak}))
     assert len(set(rows[:, 1])) == 2
     dropped = duplicates(*window([1, 2], {"strong": strong, "weak": weak})[1:], 0.3)
     assert dropped[:2].tolist() == [False, True]  # (the two empty corner queries are copies of each other too)
-
-
-def test_thresholds_are_checked():
-    with pytest.raises(ValueError, match="keep_threshold"):
-        TrackLinker(start_threshold=0.3, keep_threshold=0.5)
 
 
 def crossing_windows():
@@ -139,7 +135,7 @@ def crossing_windows():
 
 @pytest.mark.parametrize(("height_scale", "swapped"), [(0.1, False), (0.0, True)])
 def test_at_a_crossing_the_height_of_the_track_decides_the_link(height_scale, swapped):
-    rows = run(TrackLinker(height_scale=height_scale, nms_iou=1.1), crossing_windows())
+    rows = run(TrackLinker(TrackerOptions(height_scale=height_scale, nms_iou=1.0)), crossing_windows())
     ids_by_height = lambda frame: {round(r[5]): int(r[1]) for r in rows if r[0] == frame}  # noqa: E731
     assert ids_by_height(1) == {40: 1, 60: 2}
     assert ids_by_height(5) == ({40: 2, 60: 1} if swapped else {40: 1, 60: 2})
@@ -154,13 +150,3 @@ def test_a_neighbour_below_link_iou_cannot_outbid_the_track_s_own_query():
     second = (np.array([3, 4, 5]), torch.tensor([[own, neighbour]] * 3), torch.full((3, 2), 0.9))
     rows = run(TrackLinker(), [first, second])
     assert ids_by_x(rows, 5) == {0: 1, 18: 2}
-
-
-def test_a_negative_height_scale_is_refused():
-    with pytest.raises(ValueError, match="height_scale"):
-        TrackLinker(height_scale=-0.1)
-
-
-def test_a_negative_nms_iou_is_refused():
-    with pytest.raises(ValueError, match="nms_iou"):
-        TrackLinker(nms_iou=-0.1)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from scene_model.errors import DataFormatError
-from scene_model.tracking.evaluate import main as evaluate_cli
+from scene_model.tools.evaluate import main as evaluate_cli
 from scene_model.tracking.mot_results import write_results
 from scene_model.tracking.trackeval_metrics import HEADLINE, METRIC_FIELDS, evaluate_mot
 

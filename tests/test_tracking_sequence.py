@@ -7,20 +7,22 @@ import pytest
 import torch
 from torchvision.ops import box_convert
 
-from scene_model.data import DancetrackDataModule
 from scene_model.data.dataset import ClipDataset
 from scene_model.errors import ConfigError
 from scene_model.tools.oracle import main as oracle_main
 from scene_model.tools.oracle import oracle_predict
-from scene_model.tracking import HEADLINE, SequenceTracker, boxes_in_pixels, evaluate_mot, write_results
+from scene_model.tracking import HEADLINE, SequenceTracker, TrackerOptions, evaluate_mot, write_results
 from scene_model.tracking.diagnostics import DetectionDiagnostics, window_truth
 from scene_model.tracking.predictions import window_predictions
 from scene_model.tracking.sequence_tracker import check_overlap
+from tests.builders import datamodule as make_datamodule
+
+NUM_QUERIES = 20
 
 
 def datamodule(root, clip_len=3, eval_size=108, **options):
     """At the default size frames are only enlarged, so the transform drops no (1-pixel) box."""
-    return DancetrackDataModule(root=str(root), clip_len=clip_len, eval_size=eval_size, max_size=400, num_workers=0, **options)
+    return make_datamodule(root, clip_len=clip_len, eval_size=eval_size, max_size=400, **options)
 
 
 def test_every_frame_is_in_a_window_and_windows_overlap(tiny_root):
@@ -37,7 +39,7 @@ def test_every_frame_is_in_a_window_and_windows_overlap(tiny_root):
         assert all(len(set(a) & set(b)) >= 1 for a, b in zip(spans, spans[1:], strict=False))
 
 
-def test_boxes_in_pixels_inverts_resize_and_padding(tiny_root):
+def test_window_boxes_in_pixels_invert_resize_and_padding(tiny_root):
     """Targets of a batch mixing two frame sizes, read as predictions, come back as the gt pixels."""
     dm = datamodule(tiny_root, eval_size=64, val_stride=2, eval_batch_size=64)
     split = dm.eval_split("train")
@@ -47,19 +49,22 @@ def test_boxes_in_pixels_inverts_resize_and_padding(tiny_root):
     batch = next(iter(loader))
     assert len(set(batch.sequence_ids)) == 2
     tracks = batch.tracks
-    outputs = {"bbox_center": tracks.boxes[..., :2], "bbox_size": tracks.boxes[..., 2:]}
-    pixels = boxes_in_pixels(outputs, batch)
+    scores = torch.ones(tracks.boxes.shape[:3] + (1,))
+    outputs = {"bbox_center": tracks.boxes[..., :2], "bbox_size": tracks.boxes[..., 2:], "exist_conf": scores}
+    windows = window_predictions(outputs, batch)
     by_name = {r.info.name: r for r in records}
     checked = 0
     for b, name in enumerate(batch.sequence_ids):
+        pixels = windows[b].boxes
         for t, frame in enumerate(batch.frame_indices[b].tolist()):
             if frame < 0:
                 continue
+            assert windows[b].frames[t] == frame
             gt_xywh, gt_ids, _ = by_name[name].boxes_of(frame)
             kept = np.isin(gt_ids, batch.targets[b][t].track_ids.numpy())  # the transform drops sub-pixel boxes
             k = [tracks.track_ids[b].tolist().index(i) for i in gt_ids[kept]]
             expected = box_convert(torch.from_numpy(gt_xywh[kept]), "xywh", "xyxy")
-            torch.testing.assert_close(pixels[b, t, k], expected, atol=1e-3, rtol=0)
+            torch.testing.assert_close(pixels[t, k], expected, atol=1e-3, rtol=0)
             checked += int(kept.sum())
     assert checked > 100
 
@@ -71,7 +76,7 @@ def test_window_truth_lines_up_with_window_predictions_on_a_mixed_batch(tiny_roo
     split = dm.eval_split("train")
     batch = next(iter(dm.eval_windows(split)))
     assert len(set(batch.sequence_ids)) == 2
-    windows = window_predictions(oracle_predict(shuffle=True)(batch), batch)
+    windows = window_predictions(oracle_predict(NUM_QUERIES, shuffle=True)(batch), batch)
     truths = window_truth(batch)
     assert [len(w.frames) for w in windows] == [len(t.boxes) for t in truths]
     diag = DetectionDiagnostics()
@@ -86,8 +91,8 @@ def test_ground_truth_windows_track_to_hota_100(tiny_root, tmp_path, stride, shu
     dm = datamodule(tiny_root, val_stride=stride, eval_batch_size=3)
     split = dm.eval_split("val")
     records = split.sequences
-    tracker = SequenceTracker(interpolate=False, smooth_sigma=0.0)  # linking alone
-    results = tracker.track(oracle_predict(shuffle=shuffle), dm.eval_windows(split), list(split.lengths))
+    tracker = SequenceTracker(TrackerOptions(interpolate=False, smooth_sigma=0.0))  # linking alone
+    results = tracker.track(oracle_predict(NUM_QUERIES, shuffle=shuffle), dm.eval_windows(split), list(split.lengths))
     for record in records:
         rows = results[record.info.name]
         assert len(rows) == len(record.gt)  # every gt box once: no frame written twice
@@ -102,11 +107,11 @@ def test_hota_falls_as_the_boxes_get_noisier(tiny_root, tmp_path):
     dm = datamodule(tiny_root, eval_batch_size=8)
     split = dm.eval_split("val")
     records = split.sequences
-    tracker = SequenceTracker(smooth_sigma=0.0)
+    tracker = SequenceTracker(TrackerOptions(smooth_sigma=0.0))
     windows = list(dm.eval_windows(split))
     hota = []
     for jitter in (0.0, 0.05, 0.15):
-        results = tracker.track(oracle_predict(jitter=jitter), windows, [records[0].info.name])
+        results = tracker.track(oracle_predict(NUM_QUERIES, jitter=jitter), windows, [records[0].info.name])
         hota.append(evaluate_mot(tiny_root / "val", write_results(tmp_path / "val", results)).combined["HOTA"])
     assert hota[0] == pytest.approx(100.0, abs=1e-3) and hota[0] > hota[1] > hota[2] > 20.0, hota
 
@@ -116,7 +121,7 @@ def test_a_blind_model_yields_empty_results_and_zero_hota(tiny_root, tmp_path):
     split = dm.eval_split("val")
     records = split.sequences
     tracker = SequenceTracker()
-    oracle = oracle_predict()
+    oracle = oracle_predict(NUM_QUERIES)
 
     def blind(batch):
         outputs = oracle(batch)
@@ -140,7 +145,7 @@ def test_default_evaluation_windows_share_one_frame(tiny_root):
 
 
 def oracle_hota(split, windows, tracker, out, **noise):
-    results = tracker.track(oracle_predict(seed=3, **noise), windows, list(split.lengths))
+    results = tracker.track(oracle_predict(NUM_QUERIES, seed=3, **noise), windows, list(split.lengths))
     return evaluate_mot(split.directory, write_results(out, results), sequences=split.lengths).combined
 
 
@@ -150,8 +155,8 @@ def test_interpolation_fills_the_frames_a_track_missed(tiny_root, tmp_path):
     dm = datamodule(tiny_root, eval_batch_size=8)
     split = dm.eval_split("val")
     windows = list(dm.eval_windows(split))
-    plain = oracle_hota(split, windows, SequenceTracker(interpolate=False, smooth_sigma=0.0), tmp_path / "a", miss=0.3)
-    filled = oracle_hota(split, windows, SequenceTracker(interpolate=True, smooth_sigma=0.0), tmp_path / "b", miss=0.3)
+    plain = oracle_hota(split, windows, SequenceTracker(TrackerOptions(interpolate=False, smooth_sigma=0.0)), tmp_path / "a", miss=0.3)
+    filled = oracle_hota(split, windows, SequenceTracker(TrackerOptions(interpolate=True, smooth_sigma=0.0)), tmp_path / "b", miss=0.3)
     assert filled["DetRe"] > plain["DetRe"] + 5.0 and filled["HOTA"] > plain["HOTA"], (plain, filled)
     assert filled["IDs"] == plain["IDs"]
 
@@ -160,22 +165,22 @@ def test_smoothing_takes_out_frame_to_frame_jitter(tiny_root, tmp_path):
     dm = datamodule(tiny_root, eval_batch_size=8)
     split = dm.eval_split("val")
     windows = list(dm.eval_windows(split))
-    rough = oracle_hota(split, windows, SequenceTracker(smooth_sigma=0.0), tmp_path / "a", jitter=0.1)
-    smooth = oracle_hota(split, windows, SequenceTracker(smooth_sigma=1.0), tmp_path / "b", jitter=0.1)
+    rough = oracle_hota(split, windows, SequenceTracker(TrackerOptions(smooth_sigma=0.0)), tmp_path / "a", jitter=0.1)
+    smooth = oracle_hota(split, windows, SequenceTracker(TrackerOptions(smooth_sigma=1.0)), tmp_path / "b", jitter=0.1)
     assert smooth["LocA"] > rough["LocA"] + 1.0 and smooth["HOTA"] > rough["HOTA"], (rough, smooth)
 
 
 @pytest.mark.parametrize("sigma", [-1.0, float("nan"), float("inf")])
 def test_smoothing_must_be_a_finite_non_negative_number(sigma):
     with pytest.raises(ConfigError, match="eval.tracker.smooth_sigma"):
-        SequenceTracker(smooth_sigma=sigma)
+        SequenceTracker(TrackerOptions(smooth_sigma=sigma))
 
 
 def test_linking_takes_windows_in_any_order_and_once(tiny_root):
     """Under DDP the windows of a sequence come from several processes, padded with repeats."""
     dm = datamodule(tiny_root, eval_batch_size=2)
     split = dm.eval_split("val")
-    oracle = oracle_predict(seed=1)
+    oracle = oracle_predict(NUM_QUERIES, seed=1)
     windows = [w for batch in dm.eval_windows(split) for w in window_predictions(oracle(batch), batch)]
     tracker = SequenceTracker()
     ordered = tracker.link(windows, list(split.lengths))
@@ -186,12 +191,12 @@ def test_linking_takes_windows_in_any_order_and_once(tiny_root):
 
 
 def test_thresholds_are_checked_once_and_name_the_config_key():
-    with pytest.raises(ConfigError, match="eval.tracker: need 0 <= keep_threshold"):
-        SequenceTracker(start_threshold=0.3, keep_threshold=0.5)
+    with pytest.raises(ConfigError, match="eval.tracker.keep_threshold=0.5 is above start_threshold=0.3"):
+        SequenceTracker(TrackerOptions(start_threshold=0.3, keep_threshold=0.5))
 
 
 def test_oracle_command_prints_the_ceiling(tiny_root, capsys):
-    oracle_main([str(tiny_root), "--clip-len", "3", "--eval-size", "108", "--jitter", "0", "0.1", "--smooth-sigma", "0"])
+    oracle_main([str(tiny_root), "--data", "clip_len=3", "eval_size=108", "--jitter", "0", "0.1", "--smooth-sigma", "0"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["jitter", "miss", *HEADLINE]
     exact, noisy = (dict(zip(lines[0].split(), map(float, line.split()), strict=True)) for line in lines[1:])

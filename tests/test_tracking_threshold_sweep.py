@@ -7,7 +7,6 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from scene_model.data import DancetrackDataModule
 from scene_model.errors import ConfigError
 from scene_model.tools import threshold_sweep
 from scene_model.tools.oracle import oracle_predict
@@ -20,8 +19,10 @@ from scene_model.tools.threshold_sweep import (
     threshold_pairs,
     tracker_overrides,
 )
+from scene_model.tracking import TrackerOptions
 from scene_model.tracking.predictions import window_predictions
 from scene_model.training.run import train
+from tests.builders import datamodule as make_datamodule
 from tests.conftest import compose_config, tiny_overrides
 
 
@@ -30,16 +31,16 @@ def test_pairs_keep_at_most_start():
 
 
 def test_a_timid_model_scores_zero_at_the_defaults_and_well_at_the_threshold_it_needs(tiny_root):
-    dm = DancetrackDataModule(root=str(tiny_root), clip_len=3, eval_size=108, eval_batch_size=4, num_workers=0)
+    dm = make_datamodule(tiny_root, clip_len=3, eval_size=108, eval_batch_size=4)
     split = dm.eval_split("val")
-    oracle = oracle_predict()
+    oracle = oracle_predict(20)
 
     def timid(batch):  # ground truth with every score at 0.25: below the default start threshold (0.5)
         outputs = oracle(batch)
         return {**outputs, "exist_conf": outputs["exist_conf"] * 0.25}
 
     windows = [w for batch in dm.eval_windows(split) for w in window_predictions(timid(batch), batch)]
-    exact = {"smooth_sigma": 0.0}  # ground truth boxes as they are
+    exact = TrackerOptions(smooth_sigma=0.0)  # ground truth boxes as they are
     rows = sweep_thresholds(windows, split.lengths, split.directory, [(0.5, 0.3), (0.2, 0.1)], exact)
     assert rows[0].metrics["HOTA"] == 0.0
     assert rows[1].metrics["HOTA"] == pytest.approx(100.0, abs=1e-3)
@@ -59,7 +60,7 @@ def test_tracker_options_are_cast_to_the_option_s_type_and_a_wrong_one_is_named(
     }
     for pair, match in [
         ("max_lost", "expected KEY=VALUE"),
-        ("max_lots=3", "max_lots: not an eval.tracker option"),
+        ("max_lots=3", "--tracker max_lots: not an eval.tracker option"),
         ("max_lost=1.5", "max_lost='1.5': expected a number"),
         ("interpolate=no", "expected true or false"),
         ("keep_threshold=0.2", "set it with --keep"),
@@ -92,7 +93,7 @@ def test_a_checkpoint_is_scored_on_the_val_splits_of_other_generator_seeds(tiny_
     rows = main([str(run / "checkpoints" / "last.ckpt"), "--start", "0.0", "--keep", "0.0", "--device", "cpu",
                  "--tracker", "max_lost=5", "--synthetic-seeds", "4", "5"])
     assert [gt_dir for gt_dir, _ in scored] == [tiny_root.parent / f"tiny_seed{seed}" / "val" for seed in (4, 5)]
-    assert all(options["max_lost"] == 5 for _, options in scored)
+    assert all(options.max_lost == 5 for _, options in scored)
     for seed in (4, 5):  # generated beside the checkpoint's data set, each from its own seed
         spec = json.loads((tiny_root.parent / f"tiny_seed{seed}" / "synthetic.json").read_text())
         assert spec["seed"] == seed and spec["num_frames"] == 16

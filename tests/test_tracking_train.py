@@ -15,19 +15,19 @@ from lightning.pytorch.trainer.states import TrainerFn
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.io import decode_png, read_file
 
-from scene_model.data import DancetrackDataModule
 from scene_model.data.dataset import ClipDataset
 from scene_model.errors import ConfigError
 from scene_model.models.scene_model import SceneModel
 from scene_model.tools import threshold_sweep
 from scene_model.tools.oracle import oracle_predict
-from scene_model.tracking import SequenceTracker
+from scene_model.tracking import TrackerOptions
 from scene_model.tracking.diagnostics import DIAGNOSTICS
+from scene_model.tracking.drawing import ALERT
 from scene_model.tracking.trackeval_metrics import HEADLINE
 from scene_model.training.callbacks import TrackingEvaluator
-from scene_model.training.callbacks.visualization import ALERT
 from scene_model.training.lit_module import SceneModelLightningModule
 from scene_model.training.run import train
+from tests.builders import datamodule as make_datamodule
 
 
 def test_fit_logs_tracking_metrics_writes_results_and_the_track_picture(tiny_cfg):
@@ -63,7 +63,7 @@ def test_fit_logs_tracking_metrics_writes_results_and_the_track_picture(tiny_cfg
 def test_evaluate_only_run_scores_val_and_writes_the_submission(tiny_cfg, monkeypatch):
     """With the validation loop's predictions replaced by the ground truth, the whole path must
     report HOTA 100; the submission split (no gt) is tracked from a blind model."""
-    oracle = oracle_predict()
+    oracle = oracle_predict(20)
     monkeypatch.setattr(SceneModelLightningModule, "validation_step", lambda self, batch, i: {"outputs": oracle(batch)})
     forward = SceneModelLightningModule.forward
 
@@ -110,7 +110,7 @@ def test_an_epoch_decodes_and_runs_each_val_window_once(tiny_cfg, monkeypatch):
     monkeypatch.setattr(SceneModel, "forward", counting_forward)
     cfg = tiny_cfg("trainer.limit_val_batches=1.0", "data.clip_len=4", "optimized_metric=val/track/HOTA")
     assert train(cfg) is not None
-    windows = ClipDataset(DancetrackDataModule(str(cfg.data.root)).load_split("val"), 4, None, train=False, stride=3)
+    windows = ClipDataset(make_datamodule(cfg.data.root).load_split("val"), 4, None, train=False, stride=3)
     expected = [(windows.sequences[s].info.name, tuple(range(f, f + 4))) for s, f in zip(windows.seq_index, windows.starts, strict=True)]
     assert decoded == expected  # each window once, consecutive windows sharing one frame
     assert sum(forwards) == len(expected)  # and each through the model once
@@ -172,9 +172,9 @@ def test_when_tracking_runs(fn, epoch, max_epochs, every, expected):
     trainer = SimpleNamespace(
         sanity_checking=False, state=SimpleNamespace(fn=fn), current_epoch=epoch, max_epochs=max_epochs
     )
-    assert TrackingEvaluator(SequenceTracker(), every_n_epochs=every).should_run(trainer) is expected
+    assert TrackingEvaluator(TrackerOptions(), every_n_epochs=every).should_run(trainer) is expected
     trainer.sanity_checking = True
-    assert TrackingEvaluator(SequenceTracker(), every_n_epochs=every).should_run(trainer) is False
+    assert TrackingEvaluator(TrackerOptions(), every_n_epochs=every).should_run(trainer) is False
 
 
 def test_validation_windows_that_share_no_frame_are_refused_before_training(tiny_cfg):

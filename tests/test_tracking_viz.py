@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from PIL import ImageColor
 
-from scene_model.training.callbacks.visualization import render_tracks, track_colour
+from scene_model.tracking.drawing import render_tracks, track_colour
 
 
 def colour_at(grid, y, x):

@@ -32,7 +32,7 @@ def test_one_random_draw_for_every_frame_of_a_clip():
     for seed in range(6):
         torch.manual_seed(seed)
         geometry = FrameGeometry.full(48, 32, (32, 48))
-        out, per_frame, _ = transform(frame.expand(5, -1, -1, -1), boxes, [1] * 5, geometry, (48, 32))
+        out, per_frame, _ = transform(frame.expand(5, -1, -1, -1), boxes, [1] * 5, geometry, (32, 48))
         assert all(torch.equal(out[0], out[t]) for t in range(1, 5))
         assert all(torch.equal(per_frame[0], per_frame[t]) for t in range(1, 5))
 
@@ -43,7 +43,7 @@ def test_crop_keeps_ids_of_boxes_inside_and_drops_boxes_that_leave():
     geometry = FrameGeometry(crop=(0, 0, 100, 100), out_size=(50, 50))
     boxes = torch.tensor([[10.0, 10.0, 20.0, 40.0], [150.0, 10.0, 20.0, 20.0], [90.0, 50.0, 40.0, 20.0]])
     frames = torch.zeros(2, 3, 50, 50, dtype=torch.uint8)
-    _, per_frame, kept = transform(frames, boxes, [2, 1], geometry, (200, 100))
+    _, per_frame, kept = transform(frames, boxes, [2, 1], geometry, (100, 200))
     assert kept[0].tolist() == [0] and kept[1].tolist() == [0]  # the box at x=150 left the crop
     assert torch.allclose(per_frame[0], torch.tensor([[0.2, 0.3, 0.2, 0.4]]))
     # The box straddling the crop's edge is clipped to it: x 90..100 -> 45..50 of 50.

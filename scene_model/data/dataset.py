@@ -61,7 +61,7 @@ class Clip:
     targets: list[TargetFrame]
     sequence_id: str
     frame_indices: Tensor  # long[T'], 1-based
-    orig_size: tuple[int, int]  # (width, height) of the original images
+    orig_size: tuple[int, int]  # (height, width) of the original images
     skipped_frames: tuple[str, ...] = ()  # unreadable frames left out (data.skip_bad_frames)
 
 
@@ -158,7 +158,7 @@ class ClipDataset(Dataset):
         per_frame = [record.boxes_of(int(n)) for n in numbers]
         boxes = torch.from_numpy(np.concatenate([p[0] for p in per_frame]))
         counts = [len(p[0]) for p in per_frame]
-        frames, kept_boxes, kept_index = self.transform(frames, boxes, counts, geometry, (info.width, info.height))
+        frames, kept_boxes, kept_index = self.transform(frames, boxes, counts, geometry, (info.height, info.width))
         targets = [
             TargetFrame(
                 center=cxcywh[:, :2].contiguous(),
@@ -174,6 +174,6 @@ class ClipDataset(Dataset):
             targets=targets,
             sequence_id=info.name,
             frame_indices=torch.from_numpy(numbers),
-            orig_size=(info.width, info.height),
+            orig_size=(info.height, info.width),
             skipped_frames=skipped,
         )

@@ -5,12 +5,11 @@ non-linear motion (sums of sinusoids), crossings and occlusions (drawn back to f
 measured from the drawn pixels), dancers entering and leaving the frame and coming back, 16:9 frames
 of two sizes over a textured background. The same reader serves this and the real release.
 
-    python -m scene_model.data.synthetic --root data/synthetic_dancetrack --seed 0
+    python -m scene_model.tools.synthetic --root data/synthetic_dancetrack --seed 0
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -22,25 +21,26 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from scene_model.errors import DataFormatError
+from scene_model.errors import ConfigError, DataFormatError
 
 SPEC_FILE = "synthetic.json"
 
 
 @dataclass(frozen=True)
 class SyntheticSpec:
-    """Everything that determines the generated data set."""
+    """Everything that determines the generated data set (the defaults: ``data.synthetic`` in
+    conf/data/synthetic.yaml)."""
 
-    num_train: int = 6
-    num_val: int = 2
-    num_test: int = 2
-    num_frames: int = 100
-    sizes: tuple[tuple[int, int], ...] = ((384, 216), (320, 180))  # (width, height), all 16:9
-    min_dancers: int = 3
-    max_dancers: int = 6
-    frame_rate: int = 20
-    jpeg_quality: int = 90
-    seed: int = 0
+    num_train: int
+    num_val: int
+    num_test: int
+    num_frames: int
+    sizes: tuple[tuple[int, int], ...]  # (width, height) per sequence, in turn
+    min_dancers: int
+    max_dancers: int
+    frame_rate: int
+    jpeg_quality: int
+    seed: int
 
     @classmethod
     def from_dict(cls, values: dict) -> SyntheticSpec:
@@ -49,7 +49,10 @@ class SyntheticSpec:
             values["sizes"] = tuple(tuple(int(v) for v in size) for size in values["sizes"])
         unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
-            raise DataFormatError(f"unknown synthetic data option(s): {', '.join(sorted(unknown))}")
+            raise ConfigError(f"data.synthetic: unknown option(s) {', '.join(sorted(unknown))}")
+        missing = set(cls.__dataclass_fields__) - set(values)
+        if missing:
+            raise ConfigError(f"data.synthetic: missing option(s) {', '.join(sorted(missing))}")
         return cls(**values)
 
     def to_json(self) -> dict:
@@ -242,35 +245,3 @@ def ensure_synthetic(root: Path, spec: SyntheticSpec) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return ensure_synthetic(root, spec)
-
-
-def main(argv: list[str] | None = None) -> None:
-    defaults = SyntheticSpec()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m scene_model.data.synthetic")
-    parser.add_argument("--root", type=Path, required=True, help="directory to create")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--num-train", type=int, default=defaults.num_train)
-    parser.add_argument("--num-val", type=int, default=defaults.num_val)
-    parser.add_argument("--num-test", type=int, default=defaults.num_test)
-    parser.add_argument("--num-frames", type=int, default=defaults.num_frames)
-    parser.add_argument("--min-dancers", type=int, default=defaults.min_dancers)
-    parser.add_argument("--max-dancers", type=int, default=defaults.max_dancers)
-    parser.add_argument("--size", type=str, action="append", help="WIDTHxHEIGHT, repeatable (default 384x216, 320x180)")
-    args = parser.parse_args(argv)
-    sizes = tuple(tuple(int(v) for v in s.lower().split("x")) for s in args.size) if args.size else defaults.sizes
-    spec = SyntheticSpec(
-        num_train=args.num_train,
-        num_val=args.num_val,
-        num_test=args.num_test,
-        num_frames=args.num_frames,
-        sizes=sizes,
-        min_dancers=args.min_dancers,
-        max_dancers=args.max_dancers,
-        seed=args.seed,
-    )
-    root = ensure_synthetic(args.root, spec)
-    print(f"synthetic DanceTrack-format data set at {root}")
-
-
-if __name__ == "__main__":
-    main()

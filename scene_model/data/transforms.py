@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 from torchvision import tv_tensors
+from torchvision.ops import box_convert
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
@@ -113,15 +114,15 @@ class ClipTransform:
         """Finish a clip decoded with ``geometry``.
 
         frames: uint8[T,3,H',W'] already cropped and resized to ``geometry.out_size``; boxes:
-        float[sum N, 4] (left, top, width, height) in pixels of the original ``image_size`` (width,
-        height); counts: N per frame. Returns normalised frames float[T,3,H',W'], per frame the kept
+        float[sum N, 4] (left, top, width, height) in pixels of the original ``image_size`` (height,
+        width); counts: N per frame. Returns normalised frames float[T,3,H',W'], per frame the kept
         boxes as (cx, cy, w, h) in 0..1 of the output canvas, and per frame the indices (into that
         frame's boxes) that were kept.
         """
         if tuple(frames.shape[-2:]) != tuple(geometry.out_size):
             raise ValueError(f"frames are {tuple(frames.shape[-2:])}, the clip geometry says {geometry.out_size}")
         left, top, crop_w, crop_h = geometry.crop
-        width, height = image_size
+        height, width = image_size
         bbs = tv_tensors.BoundingBoxes(boxes, format="XYWH", canvas_size=(height, width))
         bbs = F.convert_bounding_box_format(bbs, new_format=tv_tensors.BoundingBoxFormat.XYXY)
         bbs = F.crop(bbs, top=top, left=left, height=crop_h, width=crop_w)
@@ -131,7 +132,7 @@ class ClipTransform:
         xyxy = F.clamp_bounding_boxes(bbs).as_subclass(Tensor)
         keep = ((xyxy[:, 2] - xyxy[:, 0]) >= self.min_box_size) & ((xyxy[:, 3] - xyxy[:, 1]) >= self.min_box_size)
         scale = torch.tensor([out_w, out_h, out_w, out_h], dtype=torch.float32)
-        cxcywh = torch.cat([(xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2]], dim=1) / scale
+        cxcywh = box_convert(xyxy, "xyxy", "cxcywh") / scale
         per_frame_boxes, per_frame_keep = [], []
         for chunk_boxes, chunk_keep in zip(cxcywh.split(list(counts)), keep.split(list(counts)), strict=True):
             per_frame_boxes.append(chunk_boxes[chunk_keep])

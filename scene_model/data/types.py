@@ -1,6 +1,7 @@
 """The batch contract between data and training.
 
-Coordinates: boxes are (cx, cy, w, h) in 0..1 of the resized canvas the frames were resized to.
+Coordinates: boxes are (cx, cy, w, h) in 0..1 of the canvas the frames were resized and padded to;
+sizes are (height, width) (see ``scene_model.boxes``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
+
+from scene_model.boxes import join
 
 
 @dataclass
@@ -34,6 +37,11 @@ class TargetFrame:
 
     def __len__(self) -> int:
         return int(self.track_ids.numel())
+
+    @property
+    def boxes(self) -> Tensor:
+        """float[N, 4] (cx, cy, w, h) in 0..1."""
+        return join(self.center, self.size)
 
 
 @dataclass
@@ -69,7 +77,7 @@ class TrackTargets:
                 if not len(frame):
                     continue
                 k = torch.searchsorted(ids, frame.track_ids)
-                boxes[b, t, k] = torch.cat([frame.center, frame.size], dim=-1)
+                boxes[b, t, k] = frame.boxes
                 present[b, t, k] = True
                 labels[b, k] = frame.labels
         return cls(boxes=boxes, present=present, labels=labels, track_ids=track_ids, valid=track_ids >= 0)
@@ -97,7 +105,7 @@ class SceneBatch:
     sequence_ids: list[str]
     tracks: TrackTargets | None = None
     frame_indices: Tensor | None = None  # long[B, T], 1-based frame numbers, -1 where padded
-    orig_sizes: Tensor | None = None  # long[B, 2], (width, height) of the original images
+    orig_sizes: Tensor | None = None  # long[B, 2], (height, width) of the original images
     image_sizes: Tensor | None = None  # long[B, 2], (height, width) of each sample inside the padded canvas
     skipped_frames: tuple[str, ...] = ()  # unreadable frame files left out of these clips (data.skip_bad_frames)
 

@@ -62,15 +62,22 @@ class Backbone(nn.Module):
     ``out_layer=3`` ends at stride 16, ``out_layer=4`` at stride 32; ``num_levels=2`` adds the stage
     before (stride 8 or 16), and so on. ``frozen_bn`` (the DETR choice for pretrained weights) keeps
     batch statistics fixed; ``batch_norm`` trains them, which is what training from scratch needs.
+
+    How the backbone is trained travels with it (the ``model/backbone`` group holds it): ``freeze``
+    holds it fixed until epoch ``unfreeze_after`` (0: for the whole run), which the ``BackboneFreeze``
+    callback applies; its learning rate is the optimiser's times ``lr_mult``.
     """
 
     def __init__(
         self,
-        name: str = "resnet18",
-        weights: str | None = None,
-        norm: str = "frozen_bn",
-        out_layer: int = 4,
-        num_levels: int = 1,
+        name: str,
+        weights: str | None,
+        norm: str,
+        out_layer: int,
+        num_levels: int,
+        freeze: bool,
+        unfreeze_after: int,
+        lr_mult: float,
     ) -> None:
         super().__init__()
         if name not in RESNETS:
@@ -88,7 +95,7 @@ class Backbone(nn.Module):
         self.body = nn.Sequential(*layers[: STEM + out_layer])
         self.levels = list(range(out_layer - num_levels + 1, out_layer + 1))  # ResNet stage numbers
         self.channels = [_out_channels(getattr(net, f"layer{i}")) for i in self.levels]
-        self.strides = [2 ** (i + 1) for i in self.levels]
+        self.freeze, self.unfreeze_after, self.lr_mult = freeze, unfreeze_after, lr_mult
 
     def stage_channels(self, stage: int) -> int:
         """Output channels of ResNet stage ``stage`` (1..out_layer)."""
@@ -104,8 +111,3 @@ class Backbone(nn.Module):
             if stage in stages:
                 features[stage] = x
         return features
-
-    def forward(self, images: Tensor) -> list[Tensor]:
-        """images float[N, 3, H, W] -> one float[N, C_l, H/stride_l, W/stride_l] per level, finest first."""
-        features = self.stages(images, self.levels)
-        return [features[level] for level in self.levels]

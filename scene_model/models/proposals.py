@@ -16,7 +16,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from scene_model.models.head import MLP, inverse_sigmoid
+from scene_model.boxes import inverse_sigmoid
+from scene_model.models.head import MLP
 
 
 def cell_anchors(shapes: list[tuple[int, int]], base_size: float, device: torch.device) -> Tensor:

@@ -17,8 +17,6 @@ from scene_model.models.head import BBoxHead
 from scene_model.models.proposals import ProposalHead, select_queries
 from scene_model.models.transformer import SpaceTimeTransformer, sine_position_1d, sine_position_2d
 
-OUTPUT_KEYS = ("bbox_center", "bbox_size", "cls_logits", "exist_conf", "exist_logit")
-
 
 @dataclass
 class DenoisingQueries:
@@ -62,18 +60,18 @@ class SceneModel(nn.Module):
     def __init__(
         self,
         backbone: Backbone,
-        num_classes: int = 1,
-        num_queries: int = 20,
-        d_model: int = 128,
-        nhead: int = 8,
-        num_encoder_layers: int = 2,
-        num_decoder_layers: int = 3,
-        dim_feedforward: int = 512,
-        dropout: float = 0.0,
-        denoising: bool = False,
-        two_stage: bool = True,
-        box_pool: int = 0,
-        box_stage: int = 2,
+        num_classes: int,
+        num_queries: int,
+        d_model: int,
+        nhead: int,
+        num_encoder_layers: int,
+        num_decoder_layers: int,
+        dim_feedforward: int,
+        dropout: float,
+        denoising: bool,
+        two_stage: bool,
+        box_pool: int,
+        box_stage: int,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -211,46 +209,3 @@ class SceneModel(nn.Module):
             dn = [{k: v[:, :, queries:] for k, v in out.items()} for out in layers]
             outputs["dn"] = {**dn[-1], "aux": dn[:-1]}
         return outputs
-
-
-BACKBONE_KEYS = ("name", "weights", "norm", "out_layer", "num_levels")
-
-
-def build_scene_model(
-    backbone: dict,
-    num_classes: int = 1,
-    num_queries: int = 20,
-    d_model: int = 128,
-    nhead: int = 8,
-    num_encoder_layers: int = 2,
-    num_decoder_layers: int = 3,
-    dim_feedforward: int = 512,
-    dropout: float = 0.0,
-    denoising: bool = False,
-    two_stage: bool = True,
-    box_pool: int = 0,
-    box_stage: int = 2,
-    **training_options: Any,
-) -> SceneModel:
-    """Build a SceneModel from the ``model`` config.
-
-    ``backbone`` holds the model/backbone group; its training-only keys (freeze, unfreeze_after,
-    lr_mult) are read by the training side and ignored here, as are other ``training_options``
-    (channels_last, compile), which the Lightning module applies.
-    """
-    backbone_args = {k: v for k, v in dict(backbone).items() if k in BACKBONE_KEYS}
-    return SceneModel(
-        Backbone(**backbone_args),
-        num_classes=num_classes,
-        num_queries=num_queries,
-        d_model=d_model,
-        nhead=nhead,
-        num_encoder_layers=num_encoder_layers,
-        num_decoder_layers=num_decoder_layers,
-        dim_feedforward=dim_feedforward,
-        dropout=dropout,
-        denoising=denoising,
-        two_stage=two_stage,
-        box_pool=box_pool,
-        box_stage=box_stage,
-    )

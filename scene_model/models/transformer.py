@@ -16,7 +16,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from scene_model.models.head import MLP, inverse_sigmoid
+from scene_model.boxes import inverse_sigmoid, output_boxes
+from scene_model.models.head import MLP
 
 
 def sine_position_1d(positions: Tensor, dim: int, temperature: float = 10000.0) -> Tensor:
@@ -177,5 +178,5 @@ class SpaceTimeTransformer(nn.Module):
             tgt = layer(tgt, query_pos, memory, memory_pos, time_padding, memory_padding, self_attn_mask, query_padding)
             out = head(tgt, inverse_sigmoid(reference))
             outputs.append(out)
-            reference = torch.cat([out["bbox_center"], out["bbox_size"]], dim=-1).detach()
+            reference = output_boxes(out).detach()
         return outputs

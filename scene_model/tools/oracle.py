@@ -17,17 +17,20 @@ import tempfile
 from pathlib import Path
 
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from torch import Tensor
 
-from scene_model.data.datamodule import DancetrackDataModule
 from scene_model.data.types import SceneBatch
+from scene_model.tools.compose import compose_run_config
 from scene_model.tracking.mot_results import write_results
+from scene_model.tracking.options import add_tracker_flags, flag_values
 from scene_model.tracking.sequence_tracker import Predict, SequenceTracker, check_overlap
 from scene_model.tracking.trackeval_metrics import HEADLINE, evaluate_mot
 
 
 def oracle_predict(
-    num_queries: int = 20, shuffle: bool = True, jitter: float = 0.0, miss: float = 0.0, seed: int = 0
+    num_queries: int, shuffle: bool = True, jitter: float = 0.0, miss: float = 0.0, seed: int = 0
 ) -> Predict:
     generator = torch.Generator().manual_seed(seed)
 
@@ -71,33 +74,24 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m scene_model.tools.oracle", description=__doc__.split("\n\n")[0])
     parser.add_argument("root", type=Path, help="data root in the DanceTrack layout")
     parser.add_argument("--split", default="val")
-    parser.add_argument("--clip-len", type=int, default=4)
-    parser.add_argument("--eval-size", type=int, default=128, help="shorter side the frames are resized to")
-    parser.add_argument("--max-size", type=int, default=1333)
     parser.add_argument("--jitter", type=float, nargs="+", default=[0.0], help="box noise, fraction of the box size")
     parser.add_argument("--miss", type=float, nargs="+", default=[0.0], help="fraction of boxes missed")
-    parser.add_argument("--stride", type=int, default=None, help="a window every STRIDE frames (default clip_len - 1)")
-    parser.add_argument("--link-iou", type=float, default=0.1)
-    parser.add_argument("--max-lost", type=int, default=30)
-    parser.add_argument("--height-scale", type=float, default=0.1, help="height term of the links (eval.tracker.height_scale)")
-    parser.add_argument("--interpolate", action=argparse.BooleanOptionalAction, default=True, help="fill track gaps (eval.tracker.interpolate)")
-    parser.add_argument("--smooth-sigma", type=float, default=1.0, help="Gaussian smoothing of tracks, frames (eval.tracker.smooth_sigma)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="data options of the run config, e.g. clip_len=5 val_stride=2 (default: conf/data/synthetic.yaml's)")
+    add_tracker_flags(parser, "tracker (default: eval.tracker of the run config)")
     args = parser.parse_args(argv)
-    datamodule = DancetrackDataModule(
-        root=str(args.root), clip_len=args.clip_len, val_stride=args.stride, eval_size=args.eval_size,
-        max_size=args.max_size, eval_batch_size=8, num_workers=0,
-    )
+    cfg = compose_run_config([f"data.root={args.root}", "data.synthetic=null", "data.num_workers=0"] + [f"data.{kv}" for kv in args.data])
+    datamodule = instantiate(cfg.data)
     split = datamodule.eval_split(args.split)
     check_overlap(datamodule.clip_len, datamodule.val_stride)
-    tracker = SequenceTracker(
-        link_iou=args.link_iou, max_lost=args.max_lost, height_scale=args.height_scale, interpolate=args.interpolate, smooth_sigma=args.smooth_sigma
-    )
+    tracker = SequenceTracker(OmegaConf.to_object(cfg.eval.tracker).replace(**flag_values(args)))
     batches = list(datamodule.eval_windows(split))  # decoded once for every setting
     print(f"{'jitter':>7}{'miss':>6}" + "".join(f"{c:>8}" for c in HEADLINE))
     with tempfile.TemporaryDirectory() as scratch:
         for jitter, miss in itertools.product(args.jitter, args.miss):
-            results = tracker.track(oracle_predict(jitter=jitter, miss=miss, seed=args.seed), batches, list(split.lengths))
+            predict = oracle_predict(cfg.model.num_queries, jitter=jitter, miss=miss, seed=args.seed)
+            results = tracker.track(predict, batches, list(split.lengths))
             results_dir = write_results(Path(scratch) / "oracle", results)
             combined = evaluate_mot(split.directory, results_dir, sequences=split.lengths).combined
             cells = (f"{combined[c]:8.0f}" if c == "IDSW" else f"{combined[c]:8.1f}" for c in HEADLINE)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import inspect
 import itertools
 import tempfile
 from collections.abc import Sequence
@@ -29,21 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf, open_dict
+from omegaconf import open_dict
 
-from scene_model.data.types import SceneBatch
 from scene_model.errors import ConfigError
 from scene_model.tracking.mot_results import write_results
+from scene_model.tracking.options import TrackerOptions, parse_assignments
 from scene_model.tracking.predictions import WindowPrediction, window_predictions
 from scene_model.tracking.sequence_tracker import SequenceTracker
 from scene_model.tracking.trackeval_metrics import HEADLINE, evaluate_mot
-from scene_model.training.checkpoints import load_checkpoint_file
 from scene_model.training.config_loader import ConfigLoader
-
-
-def model_inputs(batch: SceneBatch) -> tuple:
-    """What the lit module's forward takes from a batch."""
-    return batch.frames, batch.padding_mask, batch.image_sizes
+from scene_model.training.trained import load_trained
 
 
 @dataclass
@@ -58,7 +52,7 @@ def sweep_thresholds(
     sequences: dict[str, int],
     gt_dir: Path,
     pairs: Sequence[tuple[float, float]],
-    tracker_options: dict | None = None,
+    options: TrackerOptions,
 ) -> list[SweepRow]:
     """Link the window predictions with every (start, keep) pair and score each against ``gt_dir``.
 
@@ -67,7 +61,7 @@ def sweep_thresholds(
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for start, keep in pairs:
-            tracker = SequenceTracker(**{**(tracker_options or {}), "start_threshold": start, "keep_threshold": keep})
+            tracker = SequenceTracker(options.replace(start_threshold=start, keep_threshold=keep))
             results = tracker.link(windows, list(sequences))
             results_dir = write_results(Path(scratch) / f"{start}_{keep}", results)
             rows.append(SweepRow(start, keep, evaluate_mot(gt_dir, results_dir, sequences=sequences).combined))
@@ -94,31 +88,16 @@ SWEPT = {"start_threshold": "--start", "keep_threshold": "--keep", "nms_iou": "-
 
 
 def tracker_overrides(pairs: Sequence[str]) -> dict:
-    """``KEY=VALUE`` strings -> {key: value}, each value cast to the type of the tracker option's
-    default; an unknown key, a value of the wrong type or a swept option is refused by name."""
-    defaults = {name: p.default for name, p in inspect.signature(SequenceTracker).parameters.items()}
-    options = {}
+    """``--tracker KEY=VALUE`` strings -> {option: value} (``options.parse_assignments``); the swept
+    options are refused by name."""
     for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--tracker {pair!r}: expected KEY=VALUE, e.g. max_lost=10")
+        key = pair.partition("=")[0]
         if key in SWEPT:
             raise ConfigError(f"--tracker {key}: set it with {SWEPT[key]}")
-        if key not in defaults:
-            raise ConfigError(f"--tracker {key}: not an eval.tracker option (one of {', '.join(sorted(set(defaults) - set(SWEPT)))})")
-        options[key] = _cast(key, text, type(defaults[key]))
-    return options
-
-
-def _cast(key: str, text: str, kind: type) -> bool | int | float:
-    if kind is bool:
-        if text.lower() not in ("true", "false"):
-            raise ConfigError(f"--tracker {key}={text!r}: expected true or false")
-        return text.lower() == "true"
     try:
-        return kind(text)
-    except ValueError:
-        raise ConfigError(f"--tracker {key}={text!r}: expected a number ({kind.__name__})") from None
+        return parse_assignments(list(pairs))
+    except ConfigError as err:
+        raise ConfigError(f"--tracker {err}") from None
 
 
 def split_configs(cfg, seeds: Sequence[int] | None) -> list:
@@ -155,33 +134,21 @@ def main(argv: list[str] | None = None) -> list[SweepRow]:
         parser.error("--root and --synthetic-seeds exclude each other")
     overrides = tracker_overrides(args.tracker)
 
-    checkpoint = load_checkpoint_file(args.checkpoint)
-    cfg = OmegaConf.create(checkpoint["hyper_parameters"]["config"])
+    run = load_trained(args.checkpoint, args.device)
+    cfg = run.cfg
     if args.root is not None:
         with open_dict(cfg):
             cfg.data.root = args.root
             cfg.data.synthetic = None
-    known = inspect.signature(SequenceTracker).parameters
-    options = {k: v for k, v in cfg.eval.tracker.items() if k in known and k not in ("start_threshold", "keep_threshold")}
-    if args.nms_iou is not None:
-        options["nms_iou"] = args.nms_iou
-    options.update(overrides)
-    SequenceTracker(**options)  # a value out of range stops here, before the model runs
-
-    lit_module = ConfigLoader(cfg).build_lit_module()
-    lit_module.load_state_dict(checkpoint["state_dict"])
-    lit_module.to(args.device).eval()
+    # A value out of range stops here, before the model runs.
+    options = TrackerOptions.from_mapping(cfg.eval.tracker).replace(nms_iou=args.nms_iou, **overrides)
     pairs = threshold_pairs(args.start, args.keep)
     per_split = []
     for split_cfg in split_configs(cfg, args.synthetic_seeds):
         datamodule = ConfigLoader(split_cfg).build_datamodule()
         datamodule.prepare_data()  # generates the synthetic data set if the config names one and it is missing
         split = datamodule.eval_split(args.split)
-        with torch.no_grad():
-            windows = [
-                w for batch in datamodule.eval_windows(split)
-                for w in window_predictions(lit_module(*model_inputs(batch.to(args.device))), batch)
-            ]
+        windows = [w for batch in datamodule.eval_windows(split) for w in window_predictions(run.module.predict(batch), batch)]
         per_split.append(sweep_thresholds(windows, split.lengths, split.directory, pairs, options))
     rows = mean_rows(per_split)
     several = len(per_split) > 1

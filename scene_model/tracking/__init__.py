@@ -2,7 +2,8 @@
 
 from scene_model.tracking.linker import TrackLinker
 from scene_model.tracking.mot_results import read_results, write_results, zip_results
-from scene_model.tracking.predictions import boxes_in_pixels, prediction_scores
+from scene_model.tracking.options import TrackerOptions
+from scene_model.tracking.predictions import prediction_scores
 from scene_model.tracking.sequence_tracker import SequenceTracker
 from scene_model.tracking.trackeval_metrics import HEADLINE, MotEvaluation, evaluate_mot, gt_sequences
 
@@ -10,8 +11,8 @@ __all__ = [
     "HEADLINE",
     "MotEvaluation",
     "SequenceTracker",
+    "TrackerOptions",
     "TrackLinker",
-    "boxes_in_pixels",
     "evaluate_mot",
     "gt_sequences",
     "prediction_scores",

@@ -33,8 +33,9 @@ from scipy.stats import rankdata
 from torch import Tensor
 from torchvision.ops import box_iou
 
-from scene_model.data.types import SceneBatch, TargetFrame
-from scene_model.tracking.predictions import WindowPrediction, pixel_scale, to_pixels
+from scene_model.boxes import to_pixels
+from scene_model.data.types import SceneBatch
+from scene_model.tracking.predictions import WindowPrediction, pixel_scale
 
 HISTOGRAM_BINS = np.linspace(0.0, 1.0, 21)  # score histograms: 20 bins of 0.05 on 0..1
 # The numbers of ``DetectionDiagnostics.summary``, logged as val/diag/<name> (see the module docstring).
@@ -61,13 +62,9 @@ def window_truth(batch: SceneBatch) -> list[WindowTruth]:
     truths = []
     for b, sample in enumerate(batch.targets):
         frames = [target for target in sample if target.frame_index >= 0]
-        boxes = [_pixels(target, scale[b], limits[b]) for target in frames]
+        boxes = [to_pixels(target.boxes.float().cpu(), scale[b], limits[b]) for target in frames]
         truths.append(WindowTruth(boxes, [target.track_ids.cpu() for target in frames]))
     return truths
-
-
-def _pixels(target: TargetFrame, scale: Tensor, limits: Tensor) -> Tensor:
-    return to_pixels(torch.cat([target.center, target.size], dim=-1).float().cpu(), scale, limits)
 
 
 @dataclass

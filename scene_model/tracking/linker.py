@@ -36,6 +36,7 @@ from torch import Tensor
 from torchvision.ops import box_convert, box_iou
 
 from scene_model.tracking.mot_results import RESULT_COLUMNS
+from scene_model.tracking.options import TrackerOptions
 
 HEIGHT_HISTORY = 10  # a track's height is the median of its last this many written boxes
 
@@ -43,29 +44,14 @@ HEIGHT_HISTORY = 10  # a track's height is the median of its last this many writ
 class TrackLinker:
     """Stateful over one sequence: feed its windows in order with ``step``; ids start at 1."""
 
-    def __init__(
-        self,
-        start_threshold: float = 0.5,
-        keep_threshold: float = 0.1,
-        link_iou: float = 0.1,
-        max_lost: int = 30,
-        nms_iou: float = 0.6,
-        height_scale: float = 0.1,
-    ) -> None:
-        if not 0.0 <= keep_threshold <= start_threshold <= 1.0:
-            raise ValueError(
-                f"need 0 <= keep_threshold ({keep_threshold}) <= start_threshold ({start_threshold}) <= 1"
-            )
-        if nms_iou < 0.0:
-            raise ValueError(f"need nms_iou >= 0 (above 1: no window NMS), got {nms_iou}")
-        if not height_scale >= 0.0:
-            raise ValueError(f"need height_scale >= 0 (0: link on IoU and score alone), got {height_scale}")
-        self.start_threshold = start_threshold
-        self.keep_threshold = keep_threshold
-        self.link_iou = link_iou
-        self.max_lost = max_lost
-        self.nms_iou = nms_iou
-        self.height_scale = height_scale
+    def __init__(self, options: TrackerOptions | None = None) -> None:
+        options = options or TrackerOptions()
+        self.start_threshold = options.start_threshold
+        self.keep_threshold = options.keep_threshold
+        self.link_iou = options.link_iou
+        self.max_lost = options.max_lost
+        self.nms_iou = options.nms_iou
+        self.height_scale = options.height_scale
         self.heights: dict[int, deque[float]] = {}
         self.next_id = 1
         self.last_written = 0
@@ -160,10 +146,10 @@ class TrackLinker:
 def duplicates(boxes: Tensor, scores: Tensor, nms_iou: float) -> Tensor:
     """bool[Q]: queries of one window (boxes float[T, Q, 4] x1y1x2y2, scores float[T, Q]) whose boxes
     overlap a kept query's with a mean IoU over the frames of at least ``nms_iou``, the queries taken
-    by mean score, highest first (greedy NMS over whole query tracks; ``nms_iou`` > 1: none)."""
+    by mean score, highest first (greedy NMS over whole query tracks; at 1 only exact copies)."""
     num_queries = scores.shape[1]
     dropped = torch.zeros(num_queries, dtype=torch.bool)
-    if nms_iou > 1.0 or num_queries < 2:
+    if num_queries < 2:
         return dropped
     overlap = torch.stack([box_iou(frame, frame) for frame in boxes]).mean(0)  # [Q, Q]
     kept: list[int] = []

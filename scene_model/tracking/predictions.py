@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
-from torchvision.ops import box_convert
 
+from scene_model.boxes import image_scale, output_boxes, to_pixels
 from scene_model.data.types import SceneBatch
 
 
@@ -24,35 +24,12 @@ def prediction_scores(outputs: dict[str, Tensor]) -> Tensor:
 
 
 def pixel_scale(batch: SceneBatch) -> tuple[Tensor, Tensor]:
-    """(scale, limits), float[B, 4] each: canvas 0..1 (cx, cy, w, h) times ``scale`` = pixels of each
-    sample's original images; ``limits`` = (W0, H0, W0, H0), the original image size.
-
-    The model predicts in 0..1 of the padded canvas [H, W] of the batch; sample b occupies the top-left
-    ``image_sizes[b]`` = (h, w) of it, resized from ``orig_sizes[b]`` = (W0, H0).
-    """
+    """(scale, limits), float[B, 4] each, of ``boxes.image_scale`` for each sample of ``batch``: the
+    model predicts in 0..1 of the padded canvas [H, W] of the batch, sample b occupies its top-left
+    ``image_sizes[b]``, resized from ``orig_sizes[b]``."""
     if batch.image_sizes is None or batch.orig_sizes is None:
         raise ValueError("pixel coordinates need SceneBatch.image_sizes and orig_sizes (set by collate_tracking)")
-    canvas_h, canvas_w = batch.frames.shape[-2:]
-    image_h, image_w = batch.image_sizes[:, 0].float(), batch.image_sizes[:, 1].float()
-    orig_w, orig_h = batch.orig_sizes[:, 0].float(), batch.orig_sizes[:, 1].float()
-    scale_x = canvas_w * orig_w / image_w
-    scale_y = canvas_h * orig_h / image_h
-    return torch.stack([scale_x, scale_y, scale_x, scale_y], dim=-1), torch.stack([orig_w, orig_h, orig_w, orig_h], dim=-1)
-
-
-def to_pixels(cxcywh: Tensor, scale: Tensor, limits: Tensor) -> Tensor:
-    """Canvas 0..1 (cx, cy, w, h) [..., 4] of one sample (or broadcast over samples) -> (x1, y1, x2, y2)
-    pixels of its original images, clipped to them."""
-    xyxy = box_convert(cxcywh * scale, "cxcywh", "xyxy")
-    return torch.minimum(xyxy.clamp(min=0), limits)
-
-
-def boxes_in_pixels(outputs: dict[str, Tensor], batch: SceneBatch) -> Tensor:
-    """Predicted boxes as (x1, y1, x2, y2) pixels of each sample's original images, float[B, T, Q, 4],
-    clipped to the original image (see ``pixel_scale``)."""
-    scale, limits = pixel_scale(batch)
-    cxcywh = torch.cat([outputs["bbox_center"], outputs["bbox_size"]], dim=-1).float().cpu()
-    return to_pixels(cxcywh, scale[:, None, None, :], limits[:, None, None, :])
+    return image_scale(tuple(batch.frames.shape[-2:]), batch.image_sizes, batch.orig_sizes)
 
 
 @dataclass
@@ -73,7 +50,7 @@ class WindowPrediction:
 def window_predictions(outputs: dict[str, Tensor], batch: SceneBatch) -> list[WindowPrediction]:
     """The model outputs of ``batch`` (boxes and scores, the ``aux`` outputs are not read), one
     WindowPrediction per sample, brought to the CPU in one copy."""
-    host = torch.cat([outputs["bbox_center"], outputs["bbox_size"], prediction_scores(outputs)[..., None]], dim=-1)
+    host = torch.cat([output_boxes(outputs), prediction_scores(outputs)[..., None]], dim=-1)
     host = host.float().cpu()
     scale, limits = pixel_scale(batch)
     boxes = to_pixels(host[..., :4], scale[:, None, None, :], limits[:, None, None, :])

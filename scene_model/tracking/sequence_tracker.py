@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
-import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 import numpy as np
 from torch import Tensor
@@ -14,6 +11,7 @@ from scene_model.data.types import SceneBatch
 from scene_model.errors import ConfigError
 from scene_model.tracking.linker import TrackLinker
 from scene_model.tracking.mot_results import empty_rows
+from scene_model.tracking.options import TrackerOptions
 from scene_model.tracking.predictions import WindowPrediction, window_predictions
 from scene_model.tracking.track_postprocess import interpolate_gaps, smooth_tracks
 
@@ -35,24 +33,14 @@ class SequenceTracker:
     """Tracks whole sequences from window predictions (conf/eval: ``eval.tracker``).
 
     The windows are the data module's evaluation windows (``DancetrackDataModule.eval_windows``,
-    overlapping by ``clip_len - data.val_stride`` frames); the thresholds are those of ``TrackLinker``.
-    Each sequence's linked tracks are then post-processed (``track_postprocess``): the frames a track
+    overlapping by ``clip_len - data.val_stride`` frames); ``options`` (``TrackerOptions``) hold the
+    thresholds of ``TrackLinker`` and the post-processing (``track_postprocess``): the frames a track
     went without a box are filled by interpolation (``interpolate``) and its boxes are smoothed over
     time by a Gaussian of ``smooth_sigma`` frames (0: off).
     """
 
-    def __init__(self, *, interpolate: bool = True, smooth_sigma: float = 1.0, **linker_options: Any) -> None:
-        try:
-            bound = inspect.signature(TrackLinker).bind(**linker_options)
-            TrackLinker(**linker_options)
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"eval.tracker: {err}") from None
-        if not (math.isfinite(smooth_sigma) and smooth_sigma >= 0):
-            raise ConfigError(f"eval.tracker.smooth_sigma={smooth_sigma}: expected >= 0 (0: no smoothing)")
-        bound.apply_defaults()
-        self.linker_options = dict(bound.arguments)
-        self.interpolate = interpolate
-        self.smooth_sigma = smooth_sigma
+    def __init__(self, options: TrackerOptions | None = None) -> None:
+        self.options = options or TrackerOptions()
 
     def link(self, windows: Iterable[WindowPrediction], sequences: Sequence[str]) -> dict[str, np.ndarray]:
         """Link window predictions, in any order and possibly repeated (a distributed sampler pads
@@ -63,25 +51,15 @@ class SequenceTracker:
         rows: dict[str, list[np.ndarray]] = {name: [] for name in sequences}
         for key in sorted(ordered):
             window = ordered[key]
-            linker = linkers.setdefault(window.sequence, TrackLinker(**self.linker_options))
+            linker = linkers.setdefault(window.sequence, TrackLinker(self.options))
             rows.setdefault(window.sequence, []).append(linker.step(window.frames, window.boxes, window.scores))
         return {name: self._post(np.concatenate(parts)) if parts else empty_rows() for name, parts in rows.items()}
 
     def _post(self, rows: np.ndarray) -> np.ndarray:
-        if self.interpolate:
+        if self.options.interpolate:
             rows = interpolate_gaps(rows)
-        return smooth_tracks(rows, self.smooth_sigma)
+        return smooth_tracks(rows, self.options.smooth_sigma)
 
     def track(self, predict: Predict, batches: Iterable[SceneBatch], sequences: Sequence[str]) -> dict[str, np.ndarray]:
         """Run ``predict`` over batches of windows and link them (see ``link``)."""
         return self.link((w for batch in batches for w in window_predictions(predict(batch), batch)), sequences)
-
-
-def _signature() -> inspect.Signature:
-    """TrackLinker's keywords plus the post-processing ones (what Hydra and ``track.py`` may pass)."""
-    own = [p for p in inspect.signature(SequenceTracker.__init__).parameters.values() if p.kind == p.KEYWORD_ONLY]
-    linker = [p.replace(kind=p.KEYWORD_ONLY) for p in inspect.signature(TrackLinker).parameters.values()]
-    return inspect.Signature(linker + own)
-
-
-SequenceTracker.__signature__ = _signature()

@@ -33,7 +33,7 @@ def stream_windows(
 ) -> Iterator[SceneBatch]:
     """Batches of ``batch_size`` windows of sequence ``name``.
 
-    frames: uint8[H, W, 3] of ``geometry.out_size``, in order; orig_size: (width, height) of the
+    frames: uint8[H, W, 3] of ``geometry.out_size``, in order; orig_size: (height, width) of the
     source, the pixels the tracker's boxes come back in.
     """
     window: deque[tuple[int, torch.Tensor]] = deque(maxlen=clip_len)

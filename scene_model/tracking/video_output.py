@@ -10,24 +10,8 @@ from types import TracebackType
 
 import av
 import numpy as np
-import torch
-from torch import Tensor
-from torchvision.utils import draw_bounding_boxes
 
-from scene_model.training.callbacks.visualization import track_colour
-
-
-def draw_tracks(image: np.ndarray, rows: np.ndarray, width: int = 2) -> np.ndarray:
-    """uint8[H, W, 3] with each row's box (frame, id, left, top, width, height, ...) in its track's
-    colour, labelled with its id; a new array."""
-    if not len(rows):
-        return image
-    xywh = torch.from_numpy(rows[:, 2:6]).float()
-    xyxy = torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], dim=1)
-    ids = rows[:, 1].astype(int).tolist()
-    chw: Tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
-    drawn = draw_bounding_boxes(chw, xyxy, labels=[str(i) for i in ids], colors=[track_colour(i) for i in ids], width=width)
-    return drawn.permute(1, 2, 0).numpy()
+from scene_model.outputs import atomic_file
 
 
 def rows_by_frame(rows: np.ndarray) -> dict[int, np.ndarray]:
@@ -42,23 +26,29 @@ def rows_by_frame(rows: np.ndarray) -> dict[int, np.ndarray]:
 class VideoWriter:
     """An H.264 (libx264, yuv420p) mp4 at ``fps``, one frame per ``write``; frame i is shown at i / fps.
 
-    Written to a hidden file beside ``path`` and renamed over it on a clean ``close``, so a failure
-    leaves an earlier file of that name as it was. yuv420p needs even sizes: an odd width or height
-    gets one black column or row.
+    Used as a context manager, it writes through ``outputs.atomic_file``: a failure leaves an earlier
+    file of that name as it was. yuv420p needs even sizes: an odd width or height gets one black column
+    or row.
     """
 
     def __init__(self, path: str | os.PathLike, width: int, height: int, fps: Fraction | float, crf: int = 23) -> None:
         self.path = Path(path)
-        self.partial = self.path.with_name(f".{self.path.name}.partial")
         self.size = (width, height)
-        self.container = av.open(str(self.partial), "w", format="mp4")
-        rate = Fraction(fps).limit_denominator(1001)
-        self.stream = self.container.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": "veryfast"})
-        self.time_base = 1 / rate
+        self.rate = Fraction(fps).limit_denominator(1001)
+        self.crf = crf
+        self.count = 0
+        self.files = contextlib.ExitStack()
+
+    def __enter__(self) -> VideoWriter:
+        partial = self.files.enter_context(atomic_file(self.path, "video"))
+        self.container = self.files.enter_context(av.open(str(partial), "w", format="mp4"))
+        width, height = self.size
+        self.stream = self.container.add_stream("libx264", rate=self.rate, options={"crf": str(self.crf), "preset": "veryfast"})
+        self.time_base = 1 / self.rate
         self.stream.codec_context.time_base = self.time_base
         self.stream.width, self.stream.height = width + width % 2, height + height % 2
         self.stream.pix_fmt = "yuv420p"
-        self.count = 0
+        return self
 
     def write(self, image: np.ndarray) -> None:
         """uint8[H, W, 3] RGB of the writer's size."""
@@ -73,20 +63,10 @@ class VideoWriter:
         self.container.mux(self.stream.encode(frame))
         self.count += 1
 
-    def close(self, keep: bool = True) -> None:
-        try:
-            if keep:
-                self.container.mux(self.stream.encode())
-        finally:
-            self.container.close()
-        if keep:
-            os.replace(self.partial, self.path)
-        else:
-            with contextlib.suppress(OSError):
-                self.partial.unlink()
-
-    def __enter__(self) -> VideoWriter:
-        return self
-
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
-        self.close(keep=kind is None)
+        # Closes the container, then renames the file into place; a failure (raised again inside, so
+        # that atomic_file sees it) removes the file instead.
+        with self.files:
+            if err is not None:
+                raise err
+            self.container.mux(self.stream.encode())  # flush the encoder

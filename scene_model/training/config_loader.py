@@ -13,7 +13,6 @@ from lightning.pytorch.callbacks import Callback, ProgressBar
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, OmegaConf
-from torch import nn
 from torch.optim import Optimizer
 
 from scene_model.training.checkpoints import AtomicCheckpointIO
@@ -31,21 +30,19 @@ class ConfigLoader:
     def build_datamodule(self) -> L.LightningDataModule:
         return instantiate(self.cfg.data)
 
-    def build_model(self) -> nn.Module:
-        return instantiate(self.cfg.model)
-
     def build_lit_module(self) -> SceneModelLightningModule:
+        """The ``module`` group, given the objects of the ``model``, ``head``, ``optimizer`` and
+        ``scheduler`` groups and the resolved run config (its one hyperparameter)."""
         cfg = self.cfg
-        scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-        return SceneModelLightningModule(
-            model=self.build_model(),
+        return instantiate(
+            cfg.module,
+            _recursive_=False,  # the run config passed along holds _target_ nodes: they stay data
+            _convert_="all",  # ... as plain dicts (a checkpoint loads with weights_only)
+            model=instantiate(cfg.model),
             head_adapter=instantiate(cfg.head),
             optimizer=self.build_optimizer_factory(),
-            scheduler=scheduler,
-            backbone_lr_mult=float(cfg.model.backbone.get("lr_mult", 1.0)),
-            config=self.resolved_config(),
-            channels_last=bool(cfg.model.get("channels_last", False)),
-            compile=bool(cfg.model.get("compile", False)),
+            scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+            run_config=self.resolved_config(),
         )
 
     def build_optimizer_factory(self) -> Callable[..., Optimizer]:

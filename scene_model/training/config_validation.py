@@ -1,7 +1,8 @@
 """Config mistakes found before anything is built, each reported with the key that holds it.
 
 Hydra already refuses unknown keys. Here: required values left at ``???``, interpolations that do
-not resolve, values of the wrong type, and numbers outside their range (``KEY_RANGES``). Types come from two places: the signature of the object
+not resolve, values of the wrong type, and numbers outside their range (``KEY_RANGES``; the tracker's
+options are ``TrackerOptions``'s, checked by it). Types come from two places: the signature of the object
 a node builds (its ``_target_``: Trainer, optimiser, DataModule, model, callbacks, loggers ...), and
 ``KEY_TYPES`` below for keys our own code reads.
 """
@@ -20,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 
 from scene_model.errors import ConfigError
+from scene_model.tracking.options import TrackerOptions
 
 KEY_TYPES: dict[str, Any] = {
     "seed": int | None,
@@ -32,15 +34,6 @@ KEY_TYPES: dict[str, Any] = {
     "training.max_bad_steps": int,
     "training.checkpoint_every_n_steps": int,
     "training.num_threads": int | None,
-    "model.backbone.name": str,
-    "model.backbone.weights": str | None,
-    "model.backbone.norm": str,
-    "model.backbone.out_layer": int,
-    "model.backbone.freeze": bool,
-    "model.backbone.unfreeze_after": int,
-    "model.backbone.lr_mult": float,
-    "model.channels_last": bool,
-    "model.compile": bool,
 }
 # Numeric keys and the range their values must lie in: "> 0", ">= 1", "0..1" (both ends included).
 # A list value (data.train_sizes) is checked item by item; None (where a key allows it) passes.
@@ -114,13 +107,6 @@ KEY_RANGES: dict[str, str] = {
     "trainer.limit_val_batches": ">= 0",
     "trainer.limit_test_batches": ">= 0",
     "eval.every_n_epochs": ">= 0",
-    "eval.tracker.start_threshold": "0..1",
-    "eval.tracker.keep_threshold": "0..1",
-    "eval.tracker.link_iou": "0..1",
-    "eval.tracker.max_lost": ">= 0",
-    "eval.tracker.height_scale": ">= 0",
-    "eval.tracker.nms_iou": "0..1",
-    "eval.tracker.smooth_sigma": ">= 0",
 }
 _INTERPOLATION = re.compile(r"^\$\{([\w.]+)\}$")
 _ABSENT = object()
@@ -139,11 +125,23 @@ def validate_config(cfg: DictConfig) -> None:
         examples = " ".join(f"{key}=..." for key in missing)
         raise ConfigError(f"missing required value(s): {', '.join(missing)}; set them on the command line ({examples})")
     problems: dict[str, str] = {}
+    _check_tracker(cfg, problems)
     _check_keys(cfg, problems)
     _check_targets(cfg, "", problems)
     _check_ranges(cfg, problems)
     if problems:
         raise ConfigError("; ".join(f"{key}: {why}" for key, why in problems.items()))
+
+
+def _check_tracker(cfg: DictConfig, problems: dict[str, str]) -> None:
+    """``eval.tracker`` against ``TrackerOptions`` (its ranges and keep <= start)."""
+    if OmegaConf.select(cfg, "eval.tracker") is None:
+        return
+    try:
+        TrackerOptions.from_mapping(OmegaConf.to_container(cfg.eval.tracker, resolve=True))
+    except ConfigError as err:
+        key, _, why = str(err).partition(": ")
+        problems[key.split("=")[0]] = why
 
 
 def _check_keys(cfg: DictConfig, problems: dict[str, str]) -> None:

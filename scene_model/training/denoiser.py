@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torchvision.ops import box_convert
 
 from scene_model.data.types import TrackTargets
 from scene_model.models.scene_model import DenoisingQueries
@@ -33,10 +34,6 @@ class DenoisingState:
     track: Tensor  # long[B, D] the track k whose boxes the query must reconstruct
     valid: Tensor  # bool[B, D] the source track is real (not batch padding)
     num_groups: int
-
-    @property
-    def num_queries(self) -> int:
-        return self.positive.shape[1]
 
     def assignment(self, frames: int) -> Tensor:
         """long[B, T, D]: the track a query reconstructs (positives), -1 for one to reject."""
@@ -69,12 +66,12 @@ def hold_nearest_box(boxes: Tensor, present: Tensor) -> Tensor:
 class DinoDenoiser:
     def __init__(
         self,
-        enabled: bool = False,
-        num_groups: int = 2,
-        box_noise_scale: float = 0.4,
-        label_noise_ratio: float = 0.2,
-        id_noise_ratio: float = 0.1,
-        num_classes: int = 1,
+        enabled: bool,
+        num_groups: int,
+        box_noise_scale: float,
+        label_noise_ratio: float,
+        id_noise_ratio: float,
+        num_classes: int,
     ) -> None:
         self.enabled = enabled
         self.num_groups = num_groups
@@ -89,7 +86,7 @@ class DinoDenoiser:
         """Noised copies of ``tracks`` to decode next to ``num_queries`` matching queries; None when
         there is no track in the batch. Runs on the tracks' device without host syncs."""
         batch, frames, num_tracks, _ = tracks.boxes.shape
-        if num_tracks == 0 or self.num_groups == 0:
+        if num_tracks == 0:
             return None
         device = tracks.boxes.device
         copies = self.num_groups * 2
@@ -113,14 +110,14 @@ class DinoDenoiser:
 
     def _box_noise(self, boxes: Tensor, positive: Tensor, generator) -> Tensor:
         """Jitter each corner by up to half the box size times the scale; negatives farther than positives."""
-        xyxy = torch.cat([boxes[..., :2] - boxes[..., 2:] / 2, boxes[..., :2] + boxes[..., 2:] / 2], dim=-1)
+        xyxy = box_convert(boxes, "cxcywh", "xyxy")
         half = boxes[..., 2:].repeat(1, 1, 1, 2) / 2
         sign = torch.randint(0, 2, boxes.shape, device=boxes.device, generator=generator) * 2.0 - 1.0
         magnitude = torch.rand(boxes.shape, device=boxes.device, generator=generator)
         magnitude = torch.where(positive[:, None, :, None], magnitude * 0.5, 0.5 + magnitude * 0.5)
         xyxy = (xyxy + sign * magnitude * half * 2 * self.box_noise_scale).clamp(0.0, 1.0)
-        center, size = (xyxy[..., :2] + xyxy[..., 2:]) / 2, (xyxy[..., 2:] - xyxy[..., :2]).clamp(min=1e-3)
-        return torch.cat([center, size], dim=-1)
+        noised = box_convert(xyxy, "xyxy", "cxcywh")
+        return torch.cat([noised[..., :2], noised[..., 2:].clamp(min=1e-3)], dim=-1)
 
     def _label_noise(self, labels: Tensor, generator) -> Tensor:
         if self.label_noise_ratio <= 0 or self.num_classes <= 1:

@@ -1,4 +1,4 @@
-"""Speed switches of the model config (``model.channels_last``, ``model.compile``), applied by the Lightning module.
+"""Speed switches of the Lightning module (``module.channels_last``, ``module.compile``).
 
 Mixed precision is Lightning's (``trainer.precision=bf16-mixed``); the loss runs in float32 whatever
 the precision (HeadAdapter.compute_loss turns autocast off).
@@ -16,7 +16,7 @@ def channels_last_frames(frames: Tensor) -> Tensor:
     return frames.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
 
 
-def apply_fast_paths(model: nn.Module, channels_last: bool = False, compile: bool = False) -> nn.Module:
+def apply_fast_paths(model: nn.Module, channels_last: bool, compile: bool) -> nn.Module:
     """Convert the model's 4-d weights to channels_last and/or compile its forward in place.
 
     ``nn.Module.compile`` keeps the module and its state-dict keys (checkpoints stay loadable with or

@@ -12,15 +12,14 @@ times the number of groups), reported as ``dn_cls`` ... and added to ``total``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import box_convert, sigmoid_focal_loss
 
-from scene_model.data.types import TargetFrame, TrackTargets
+from scene_model.boxes import output_boxes
+from scene_model.data.types import TrackTargets
 from scene_model.errors import ConfigError
 from scene_model.training.denoiser import DenoisingState, DinoDenoiser
 from scene_model.training.matcher import HungarianMatcher
@@ -35,17 +34,16 @@ class HeadAdapter:
     def __init__(
         self,
         matcher: HungarianMatcher,
-        weights: dict[str, float] | None = None,
-        focal_alpha: float = 0.25,
-        focal_gamma: float = 2.0,
-        aux_loss: bool = True,
-        denoise: DinoDenoiser | None = None,
+        weights: dict[str, float],
+        focal_alpha: float,
+        focal_gamma: float,
+        aux_loss: bool,
+        denoise: DinoDenoiser | None,
     ) -> None:
         self.matcher = matcher
-        self.weights = {"cls": 2.0, "bbox": 5.0, "giou": 2.0, "exist": 1.0, **(weights or {})}
-        unknown = set(self.weights) - set(LOSS_TERMS)
-        if unknown:
-            raise ConfigError(f"unknown loss weight(s) head.weights.{sorted(unknown)}; expected {LOSS_TERMS}")
+        self.weights = dict(weights)
+        if set(self.weights) != set(LOSS_TERMS):
+            raise ConfigError(f"head.weights: expected one weight for each of {', '.join(LOSS_TERMS)}, got {', '.join(sorted(self.weights))}")
         self.focal_alpha, self.focal_gamma = focal_alpha, focal_gamma
         self.aux_loss = aux_loss
         self.denoiser = denoise
@@ -61,7 +59,7 @@ class HeadAdapter:
     def compute_loss(
         self,
         outputs: dict,
-        targets: TrackTargets | Sequence[Sequence[TargetFrame]],
+        targets: TrackTargets,
         padding_mask: Tensor,
         dn_state: DenoisingState | None = None,
     ) -> dict[str, Tensor]:
@@ -75,8 +73,7 @@ class HeadAdapter:
 
     def _compute_loss(self, outputs, targets, padding_mask, dn_state) -> dict[str, Tensor]:
         device = outputs["bbox_center"].device
-        tracks = targets if isinstance(targets, TrackTargets) else TrackTargets.from_frames(targets, padding_mask.shape[1])
-        tracks = _at_least_one_track(tracks.to(device, non_blocking=True))
+        tracks = _at_least_one_track(targets.to(device, non_blocking=True))
         padding_mask = padding_mask.to(device)
         valid_frames = ~padding_mask
         num_targets = (tracks.present & valid_frames[:, :, None]).sum().float()
@@ -157,7 +154,7 @@ class HeadAdapter:
         return torch.where(counted, loss, 0.0).sum() / normaliser
 
     def loss_boxes(self, outputs, tracks, assigned, present, normaliser) -> dict[str, Tensor]:
-        pred = torch.cat([outputs["bbox_center"], outputs["bbox_size"]], dim=-1)  # [B,T,N,4]
+        pred = output_boxes(outputs)  # [B,T,N,4]
         index = assigned.clamp(min=0)[..., None].expand(*assigned.shape, 4)
         gt = torch.gather(tracks.boxes.to(pred.dtype), 2, index)  # [B,T,N,4] the assigned track's boxes
         gt = torch.where(present[..., None], gt, pred.detach())  # absent entries: a harmless stand-in

@@ -2,37 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 import lightning as L
-from torch import Tensor, nn
+import torch
+from torch import Tensor
 from torch.optim import Optimizer
 
 from scene_model.data.types import SceneBatch
+from scene_model.models import SceneModel
+from scene_model.models.scene_model import DenoisingQueries
 from scene_model.training.checkpoints import check_fits
 from scene_model.training.fast_paths import apply_fast_paths, channels_last_frames
 from scene_model.training.head_adapter import DN_TERMS, GROUP_TERMS, LOSS_TERMS, HeadAdapter
 
 
 class SceneModelLightningModule(L.LightningModule):
-    """Built from ready objects (model, head adapter) and partials (optimizer, scheduler).
+    """Built (conf/module) from ready objects (model, head adapter) and partials (optimizer, scheduler).
 
-    ``config`` (a plain dict of the resolved run config) is saved as the only hyperparameter, so
+    ``run_config`` (a plain dict of the resolved run config) is saved as the only hyperparameter, ``config``, so
     checkpoints stay loadable with ``weights_only=True``. ``channels_last`` and ``compile`` are the
-    speed switches ``model.channels_last`` and ``model.compile`` (see training.fast_paths).
+    speed switches ``module.channels_last`` and ``module.compile`` (see training.fast_paths).
     """
 
     def __init__(
         self,
-        model: nn.Module,
+        model: SceneModel,
         head_adapter: HeadAdapter,
         optimizer: Callable[..., Optimizer],
-        scheduler: Callable[..., Any] | None = None,
-        backbone_lr_mult: float = 1.0,
-        config: dict | None = None,
-        channels_last: bool = False,
-        compile: bool = False,
+        scheduler: Callable[..., Any] | None,
+        channels_last: bool,
+        compile: bool,
+        run_config: dict | None = None,
     ) -> None:
         super().__init__()
         self.model = apply_fast_paths(model, channels_last=channels_last, compile=compile)
@@ -40,10 +43,9 @@ class SceneModelLightningModule(L.LightningModule):
         self.head_adapter = head_adapter
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.backbone_lr_mult = backbone_lr_mult
         self.backbone_frozen = False
-        if config is not None:
-            self.save_hyperparameters({"config": config})
+        if run_config is not None:
+            self.save_hyperparameters({"config": run_config})
 
     # --- backbone freeze policy (driven by training.callbacks.BackboneFreeze) ---------------------
     def set_backbone_trainable(self, trainable: bool) -> None:
@@ -60,24 +62,30 @@ class SceneModelLightningModule(L.LightningModule):
         return self
 
     # --- steps ------------------------------------------------------------------------------------
-    def forward(
-        self, frames: Tensor, padding_mask: Tensor | None = None, image_sizes: Tensor | None = None
-    ) -> dict[str, Any]:
-        return self.model(self.input_frames(frames), padding_mask, image_sizes)
+    def forward(self, batch: SceneBatch, denoising: DenoisingQueries | None = None) -> dict[str, Any]:
+        """The model on one batch of windows (its frames, padding, image sizes and frame numbers), with
+        DINO's ``denoising`` queries in training. Every forward of the project goes through here."""
+        frames = channels_last_frames(batch.frames) if self.channels_last else batch.frames
+        return self.model(frames, batch.padding_mask, batch.image_sizes, denoising, batch.frame_indices)
 
-    def input_frames(self, frames: Tensor) -> Tensor:
-        """The frames as the model takes them (channels_last when that switch is on)."""
-        return channels_last_frames(frames) if self.channels_last else frames
+    @torch.no_grad()
+    def predict(self, batch: SceneBatch) -> dict[str, Any]:
+        """The prediction call of tracking (validation's tracker, ``train=false``, the tools): ``batch``
+        moved to the module's device, no gradients, and the trainer's precision when one is attached."""
+        batch = batch.to(self.device)
+        try:
+            precision = self.trainer.precision_plugin.forward_context()
+        except RuntimeError:  # not attached to a Trainer: plain float32
+            precision = contextlib.nullcontext()
+        with precision:
+            return self(batch)
 
     def loss_step(self, batch: SceneBatch, train: bool) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """Forward and losses of one batch: (loss terms, model outputs). Training, validation, test and
         the benchmark's plain loop all go through here. Denoising queries (DINO) train only; validation
         and test losses stay those of the matching queries."""
         dn_state = self.head_adapter.make_denoising(batch.tracks, self.model.num_queries) if train else None
-        queries = dn_state.queries if dn_state else None
-        outputs = self.model(
-            self.input_frames(batch.frames), batch.padding_mask, batch.image_sizes, queries, batch.frame_indices
-        )
+        outputs = self(batch, dn_state.queries if dn_state else None)
         losses = self.head_adapter.compute_loss(outputs, batch.tracks, batch.padding_mask, dn_state)
         if train and dn_state is None and self.model.label_embed is not None:
             # A batch without tracks has no denoising queries: keep the label embedding in the graph so
@@ -113,14 +121,14 @@ class SceneModelLightningModule(L.LightningModule):
 
     # --- optimisation -----------------------------------------------------------------------------
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """Two groups: the backbone at ``backbone_lr_mult`` times the base rate, and the rest."""
+        """Two groups: the backbone at ``model.backbone.lr_mult`` times the base rate, and the rest."""
         backbone_ids = {id(p) for p in self.model.backbone.parameters()}
         backbone = list(self.model.backbone.parameters())
         rest = [p for p in self.parameters() if id(p) not in backbone_ids]
         base_lr = self.optimizer_factory.keywords.get("lr") if hasattr(self.optimizer_factory, "keywords") else None
         backbone_group: dict[str, Any] = {"params": backbone, "name": "backbone"}
         if base_lr is not None:
-            backbone_group["lr"] = base_lr * self.backbone_lr_mult
+            backbone_group["lr"] = base_lr * self.model.backbone.lr_mult
         return [{"params": rest, "name": "transformer"}, backbone_group]
 
     def configure_optimizers(self) -> dict[str, Any]:
@@ -134,5 +142,5 @@ class SceneModelLightningModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint of another model with one message naming what differs (before Lightning
         would fail on it with a list of every tensor)."""
-        source = getattr(self._trainer, "ckpt_path", None) or "being loaded"
+        source = self.trainer.ckpt_path or "being loaded"
         check_fits(checkpoint, self.state_dict(), self.hparams.get("config"), source, strict=self.strict_loading)

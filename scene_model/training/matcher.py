@@ -18,6 +18,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 from torchvision.ops import box_convert, generalized_box_iou
 
+from scene_model.boxes import output_boxes
 from scene_model.data.types import TrackTargets
 from scene_model.errors import ConfigError
 
@@ -69,13 +70,13 @@ LEVELS = ("track", "frame")
 class HungarianMatcher:
     def __init__(
         self,
-        cost_class: float = 2.0,
-        cost_bbox: float = 5.0,
-        cost_giou: float = 2.0,
-        focal_alpha: float = 0.25,
-        focal_gamma: float = 2.0,
-        solver: str = "hungarian",
-        level: str = "track",
+        cost_class: float,
+        cost_bbox: float,
+        cost_giou: float,
+        focal_alpha: float,
+        focal_gamma: float,
+        solver: str,
+        level: str,
     ) -> None:
         if solver not in SOLVERS:
             raise ConfigError(f"head.matcher.solver={solver!r}; expected one of {', '.join(SOLVERS)}")
@@ -89,7 +90,7 @@ class HungarianMatcher:
     @torch.no_grad()
     def frame_costs(self, outputs: dict, tracks: TrackTargets) -> Tensor:
         """Cost of query q for track k in frame t, float[B, T, Q, K] (meaningless where k is absent)."""
-        pred = torch.cat([outputs["bbox_center"], outputs["bbox_size"]], dim=-1).float()  # [B,T,Q,4]
+        pred = output_boxes(outputs).float()  # [B,T,Q,4]
         batch, frames, queries, _ = pred.shape
         gt = tracks.boxes.to(pred)  # [B,T,K,4]
         num_tracks = gt.shape[2]
@@ -109,9 +110,6 @@ class HungarianMatcher:
         """Track-level cost float[B, Q, K]: per-frame costs summed over frames where the track is present."""
         counted = (tracks.present & ~padding_mask[:, :, None])[:, :, None, :]  # [B,T,1,K]
         return torch.where(counted, self.frame_costs(outputs, tracks), 0.0).sum(dim=1)
-
-    def __call__(self, outputs: dict, tracks: TrackTargets, padding_mask: Tensor) -> Matching:
-        return self.match([outputs], tracks, padding_mask)[0]
 
     def match(
         self, layers: Sequence[dict], tracks: TrackTargets, padding_mask: Tensor, levels: Sequence[str] | None = None

@@ -18,11 +18,13 @@ from omegaconf import DictConfig, OmegaConf
 from scene_model.errors import ConfigError, OutputError, SceneModelError
 from scene_model.outputs import cannot_write, write_os_error, write_text_atomically
 from scene_model.training import run_dirs  # noqa: F401  (registers the claim_dir resolver of conf/hydra)
+from scene_model.training.checkpoints import load_checkpoint_file
 from scene_model.training.config_loader import ConfigLoader
 from scene_model.training.config_validation import validate_config
 from scene_model.training.signals import STOP, signal_name, stop_signals
 from scene_model.training.slurm import cluster_plugins, resume_ckpt_path, submitted_to_slurm
 from scene_model.training.threads import configure_threads
+from scene_model.training.trained import restore_weights
 from scene_model.training.write_errors import output_errors
 
 log = logging.getLogger(__name__)
@@ -110,9 +112,12 @@ def train(cfg: DictConfig) -> float | None:
             else:
                 # Evaluate only: val losses, and through TrackingEvaluator the val split tracked and scored
                 # (val/track/HOTA, ...) and eval.submit_split written for submission.
-                if not ckpt_path:
+                if ckpt_path:
+                    restore_weights(module, load_checkpoint_file(ckpt_path), ckpt_path, loader.resolved_config())
+                    ckpt_path = None  # the module holds the weights: a test below scores them as they are
+                else:
                     log.warning("train=false without ckpt_path (eval.untrained=true): evaluating an untrained model")
-                trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)
+                trainer.validate(module, datamodule=datamodule)
             # Read before testing: trainer.test starts callback_metrics afresh, without the val/ metrics.
             value = optimized_value(cfg.get("optimized_metric"), trainer.callback_metrics)
             if cfg.get("test", False):

@@ -24,12 +24,11 @@ from scene_model.outputs import cannot_write, write_os_error
 
 
 def event_file(trainer: L.Trainer) -> str | None:
-    """The events file of the trainer's first TensorBoard logger (its directory if the name is unknown)."""
+    """The newest events file of the trainer's first TensorBoard logger (its directory when it has none)."""
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            writer = getattr(logger._experiment, "file_writer", None)
-            name = getattr(getattr(writer, "event_writer", None), "_file_name", None)
-            return str(name or logger.log_dir)
+            files = sorted(Path(logger.log_dir).glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime)
+            return str(files[-1] if files else logger.log_dir)
     return None
 
 

@@ -1,10 +1,9 @@
 """Lightning callbacks of our own: backbone freeze policy, validation visualisation, tracking
 evaluation, TensorBoard continuity on resume, non-finite step guard, final metrics with the hyperparameters,
-last checkpoint on SIGTERM/SIGINT and after every epoch."""
+last checkpoint on SIGTERM/SIGINT."""
 
 from scene_model.training.callbacks.backbone_freeze import BackboneFreeze
 from scene_model.training.callbacks.hparams_summary import HParamsSummary
-from scene_model.training.callbacks.last_checkpoint import EpochLastCheckpoint
 from scene_model.training.callbacks.non_finite import SkipNonFiniteSteps
 from scene_model.training.callbacks.stop import SaveOnStop
 from scene_model.training.callbacks.tensorboard_resume import TensorBoardResume
@@ -13,7 +12,6 @@ from scene_model.training.callbacks.visualization import ValidationVisualizer
 
 __all__ = [
     "BackboneFreeze",
-    "EpochLastCheckpoint",
     "HParamsSummary",
     "SaveOnStop",
     "SkipNonFiniteSteps",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +38,13 @@ from scene_model.data.types import SceneBatch
 from scene_model.errors import ConfigError, DataFormatError
 from scene_model.outputs import write_atomically
 from scene_model.tracking.diagnostics import HISTOGRAM_BINS, DetectionDiagnostics, format_diagnostics
+from scene_model.tracking.drawing import add_caption, render_tracks, to_uint8
 from scene_model.tracking.mot_results import write_results, zip_results
+from scene_model.tracking.options import TrackerOptions
 from scene_model.tracking.predictions import WindowPrediction, window_predictions
 from scene_model.tracking.sequence_tracker import SequenceTracker, check_overlap
 from scene_model.tracking.trackeval_metrics import HEADLINE, MotEvaluation, evaluate_mot
-from scene_model.training.callbacks.visualization import (
-    add_caption,
-    logged_step,
-    publish_grid,
-    render_tracks,
-    to_uint8,
-)
+from scene_model.training.callbacks.visualization import logged_step, publish_grid
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +52,7 @@ log = logging.getLogger(__name__)
 class TrackingEvaluator(L.Callback):
     def __init__(
         self,
-        tracker: SequenceTracker,
+        tracker: TrackerOptions | Mapping[str, Any],
         every_n_epochs: int = 1,
         submit_split: str | None = "test",
         do_preproc: bool = False,
@@ -65,7 +62,8 @@ class TrackingEvaluator(L.Callback):
         diagnostics: bool = True,
         min_height: int = 256,
     ) -> None:
-        self.tracker = tracker
+        options = tracker if isinstance(tracker, TrackerOptions) else TrackerOptions.from_mapping(tracker)
+        self.tracker = SequenceTracker(options)
         self.every_n_epochs = int(every_n_epochs)
         self.submit_split = submit_split or None
         self.do_preproc = do_preproc
@@ -156,7 +154,7 @@ class TrackingEvaluator(L.Callback):
 
     @property
     def start_threshold(self) -> float:
-        return float(self.tracker.linker_options["start_threshold"])
+        return self.tracker.options.start_threshold
 
     # --- scoring and the submission ---------------------------------------------------------------
     def score(
@@ -201,14 +199,7 @@ class TrackingEvaluator(L.Callback):
         except DataFormatError as err:
             raise ConfigError(f"eval.submit_split={self.submit_split} (null to skip): {err}") from None
         loader = trainer.datamodule.eval_windows(split, part=(trainer.global_rank, trainer.world_size))
-        precision = trainer.precision_plugin
-
-        def predict(batch: SceneBatch) -> dict:
-            batch = batch.to(pl_module.device)
-            with torch.no_grad(), precision.forward_context():
-                return pl_module(batch.frames, batch.padding_mask, batch.image_sizes)
-
-        windows = [w for batch in loader for w in window_predictions(predict(batch), batch)]
+        windows = [w for batch in loader for w in window_predictions(pl_module.predict(batch), batch)]
         windows = [w for share in all_shares(trainer, windows) for w in share]
         if trainer.is_global_zero:
             results = self.tracker.link(windows, list(split.lengths))
@@ -232,12 +223,12 @@ class TrackingEvaluator(L.Callback):
             ids.append(torch.from_numpy(mine[:, 1]).long())
             gt.append(gt_xyxy)
         grid = render_tracks(images, boxes, ids, gt_boxes=gt, min_height=self.min_height, nrow=2)
-        options = self.tracker.linker_options
+        options = self.tracker.options
         nothing = diagnosed["boxes_written"] == 0
-        thresholds = f"start {options['start_threshold']:.2f}, keep {options['keep_threshold']:.2f}"
+        thresholds = f"start {options.start_threshold:.2f}, keep {options.keep_threshold:.2f}"
         if nothing:
             best = f"; highest score {diagnosed['max_score']:.2f}" if "max_score" in diagnosed else ""
-            first = f"NO BOX WRITTEN in the split: no query reached start_threshold {options['start_threshold']:.2f}{best}"
+            first = f"NO BOX WRITTEN in the split: no query reached start_threshold {options.start_threshold:.2f}{best}"
         else:
             first = (
                 f"{picture.sequence}: tracker ({thresholds}) wrote {len(rows)} boxes for {metrics['GT_Dets']:.0f} "
@@ -273,13 +264,13 @@ class PictureFrames:
             if name != self.sequence:
                 continue
             height, width = batch.image_sizes[b].tolist()
-            orig_w, orig_h = batch.orig_sizes[b].tolist()
+            orig_h, orig_w = batch.orig_sizes[b].tolist()
             for t, frame in enumerate(f.frame_index for f in batch.targets[b]):
                 if frame not in self.wanted or frame in self.frames:
                     continue
                 image = to_uint8(batch.frames[b, t, :, :height, :width], self.mean, self.std)
                 target = batch.targets[b][t]
-                gt = box_convert(torch.cat([target.center, target.size], dim=-1).float().cpu() * canvas, "cxcywh", "xyxy")
+                gt = box_convert(target.boxes.float().cpu() * canvas, "cxcywh", "xyxy")
                 self.frames[frame] = (image, gt, (width / orig_w, height / orig_h))
 
     @staticmethod

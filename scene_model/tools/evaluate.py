@@ -1,6 +1,6 @@
 """Score MOTChallenge result files against ground truth, as the DanceTrack benchmark does.
 
-    python -m scene_model.tracking.evaluate data/DanceTrack/val outputs/runs/.../tracking/val
+    python -m scene_model.tools.evaluate data/DanceTrack/val outputs/runs/.../tracking/val
 
 GT_DIR is a split folder of the MOTChallenge/DanceTrack layout (``<sequence>/seqinfo.ini`` and
 ``<sequence>/gt/gt.txt``); its seqmap is ``--seqmap``, else ``<GT_DIR>_seqmap.txt``, else every
@@ -27,7 +27,7 @@ def metrics_paths(results_dir: Path) -> tuple[Path, Path]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m scene_model.tracking.evaluate",
+        prog="python -m scene_model.tools.evaluate",
         description=__doc__.split("\n\n")[0],
         epilog="Metrics: " + ", ".join(METRIC_FIELDS),
     )

@@ -1,0 +1,62 @@
+"""Boxes: their forms, and the conversions between them, in one place.
+
+Every box tensor is [..., 4] in one of these forms:
+
+- ``cxcywh`` in 0..1 of the canvas (the padded frame the model sees): centre and size. The form of the
+  ground truth (``TargetFrame.boxes``, ``TrackTargets.boxes``), of the model's outputs (whose public
+  keys ``bbox_center`` and ``bbox_size`` are its two halves: ``output_boxes`` joins them), of the
+  decoder's reference boxes, the encoder's anchors and the denoising queries.
+- box logits: ``inverse_sigmoid`` of normalised ``cxcywh``, what the decoder refines layer by layer.
+- ``xyxy``: corners; normalised for GIoU, in pixels of the original image for the tracker, the
+  diagnostics and the pictures (``to_pixels``).
+- ``xywh``: MOTChallenge's (left, top, width, height) in pixels of the original image: gt.txt and
+  result files.
+
+Conversions between cxcywh, xyxy and xywh are torchvision's ``box_convert``. Image sizes are
+(height, width) everywhere (torch's shape order and torchvision's ``canvas_size``): ``image_sizes``,
+``orig_sizes``, ``FrameGeometry.out_size``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+from torchvision.ops import box_convert
+
+
+def join(center: Tensor, size: Tensor) -> Tensor:
+    """(cx, cy) [..., 2] and (w, h) [..., 2] -> cxcywh [..., 4]."""
+    return torch.cat([center, size], dim=-1)
+
+
+def output_boxes(outputs: Mapping[str, Tensor]) -> Tensor:
+    """The cxcywh boxes of model outputs (``bbox_center`` and ``bbox_size`` joined), [..., Q, 4]."""
+    return join(outputs["bbox_center"], outputs["bbox_size"])
+
+
+def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
+    """Logits of values in 0..1 (clamped to [eps, 1 - eps])."""
+    x = x.clamp(eps, 1 - eps)
+    return torch.log(x / (1 - x))
+
+
+def image_scale(canvas: tuple[int, int], image: Tensor, original: Tensor) -> tuple[Tensor, Tensor]:
+    """(scale, limits), float[..., 4] each: normalised cxcywh times ``scale`` are pixels of the original
+    image; ``limits`` = (W0, H0, W0, H0), its size.
+
+    The image sits in the top-left ``image`` = (h, w) of a ``canvas`` = (H, W) and was resized from
+    ``original`` = (H0, W0) (long[..., 2] each).
+    """
+    canvas_h, canvas_w = canvas
+    image_h, image_w = image[..., 0].float(), image[..., 1].float()
+    orig_h, orig_w = original[..., 0].float(), original[..., 1].float()
+    scale_x, scale_y = canvas_w * orig_w / image_w, canvas_h * orig_h / image_h
+    return torch.stack([scale_x, scale_y, scale_x, scale_y], dim=-1), torch.stack([orig_w, orig_h, orig_w, orig_h], dim=-1)
+
+
+def to_pixels(cxcywh: Tensor, scale: Tensor, limits: Tensor) -> Tensor:
+    """Normalised cxcywh [..., 4] -> xyxy pixels of the original image, clipped to it (``image_scale``)."""
+    xyxy = box_convert(cxcywh * scale, "cxcywh", "xyxy")
+    return torch.minimum(xyxy.clamp(min=0), limits)

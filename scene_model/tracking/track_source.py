@@ -1,0 +1,94 @@
+"""Tracking a video file or a folder of images as validation tracks a sequence.
+
+The frames are streamed through the evaluation windows of the run (``stream.stream_windows``), the
+model's predictions are linked by the ``SequenceTracker``, and the results are written as
+``<name>.txt`` (MOTChallenge rows in the source's pixels) and, optionally, ``<name>.mp4`` (the
+source's frames with each track's boxes in its colour).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from tqdm import tqdm
+
+from scene_model.data.video import FrameSource
+from scene_model.errors import SceneModelError
+from scene_model.outputs import write_text_atomically
+from scene_model.tracking.drawing import draw_tracks
+from scene_model.tracking.mot_results import format_rows
+from scene_model.tracking.sequence_tracker import Predict, SequenceTracker, check_overlap
+from scene_model.tracking.stream import stream_windows
+from scene_model.tracking.video_output import VideoWriter, rows_by_frame
+
+T = TypeVar("T")
+
+
+@dataclass
+class TrackedSource:
+    name: str
+    frames: int
+    tracks: int
+    boxes: int
+    seconds: float
+    results: Path
+    video: Path | None
+
+
+def counted(items: Iterable[T], bar: tqdm) -> Iterator[T]:
+    for item in items:
+        yield item
+        bar.update(1)
+
+
+def track_source(
+    source: FrameSource,
+    predict: Predict,
+    datamodule: Any,
+    tracker: SequenceTracker,
+    out_dir: Path,
+    video: bool = True,
+    progress: bool = True,
+    stride: int | None = None,
+    batch_size: int | None = None,
+) -> TrackedSource:
+    """Track ``source`` with ``predict`` (a module's ``predict``) and write ``<name>.txt`` (and
+    ``<name>.mp4``) into ``out_dir``. ``datamodule`` gives the run's windows (``clip_len``, evaluation
+    transform); windows every ``stride`` frames (default: ``data.val_stride``), ``batch_size`` per
+    forward pass (default: ``data.eval_batch_size``)."""
+    info = source.info
+    clip_len = datamodule.clip_len
+    stride = stride or datamodule.val_stride
+    check_overlap(clip_len, stride)
+    geometry = datamodule.eval_transform.plan(info.width, info.height)
+    started = time.perf_counter()
+    with tqdm(total=info.num_frames, unit="frame", desc=f"track {info.name}", disable=not progress) as bar:
+        windows = stream_windows(
+            counted(source.frames(geometry), bar), info.name, (info.height, info.width), clip_len,
+            stride, datamodule.eval_transform, geometry, batch_size or datamodule.eval_batch_size,
+        )
+        rows = tracker.track(predict, windows, [info.name])[info.name]
+        num_frames = bar.n
+    if num_frames == 0:
+        raise SceneModelError(f"{source.path} holds no frame")
+    results = out_dir / f"{info.name}.txt"
+    video_path = out_dir / f"{info.name}.mp4" if video else None
+    if video_path is not None:
+        per_frame = rows_by_frame(rows)
+        empty = rows[:0]
+        with (
+            tqdm(total=num_frames, unit="frame", desc=f"video {info.name}", disable=not progress) as bar,
+            VideoWriter(video_path, info.width, info.height, info.fps) as writer,
+        ):
+            for number, image in enumerate(counted(source.frames(), bar), start=1):
+                writer.write(draw_tracks(image, per_frame.get(number, empty)))
+    write_text_atomically(results, format_rows(rows), "results")
+    return TrackedSource(
+        name=info.name, frames=num_frames, tracks=len(np.unique(rows[:, 1])), boxes=len(rows),
+        seconds=time.perf_counter() - started, results=results, video=video_path,
+    )
