@@ -60,3 +60,9 @@ def to_pixels(cxcywh: Tensor, scale: Tensor, limits: Tensor) -> Tensor:
     """Normalised cxcywh [..., 4] -> xyxy pixels of the original image, clipped to it (``image_scale``)."""
     xyxy = box_convert(cxcywh * scale, "cxcywh", "xyxy")
     return torch.minimum(xyxy.clamp(min=0), limits)
+
+
+def from_pixels(xyxy: Tensor, scale: Tensor) -> Tensor:
+    """xyxy pixels of the original image [..., 4] -> normalised cxcywh of a canvas (``image_scale``'s
+    ``scale``): the inverse of ``to_pixels`` for a box inside the image."""
+    return box_convert(xyxy, "xyxy", "cxcywh") / scale

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from scene_model.data.collate import collate_tracking
-from scene_model.data.dataset import SequenceRecord
+from scene_model.data.dataset import ClipDataset, SequenceRecord
 from scene_model.data.mot_format import list_sequences, read_gt, read_seqinfo
 from scene_model.errors import DataFormatError
 from tests.builders import datamodule as make_datamodule
@@ -110,3 +110,31 @@ def test_class_ids_map_to_labels(tmp_path):
     record = SequenceRecord.load(seq, True, (7, 3))
     boxes, ids, labels = record.boxes_of(1)
     assert ids.tolist() == [1, 2] and labels.tolist() == [0, 1]
+
+
+def test_a_training_chain_is_windows_that_share_their_last_and_first_frame(tiny_root):
+    dm = make_datamodule(tiny_root, clip_len=3, chain_len=3, max_interval=1, train_sizes=[64], batch_size=2)
+    dm.setup("fit")
+    dataset = dm.datasets["train"]
+    assert dataset.frame_numbers(0).tolist() == [1, 2, 3, 4, 5, 6, 7]
+    batch = next(iter(dm.train_dataloader()))
+    assert batch.window_len == 3 and batch.window_starts() == [0, 2, 4]
+    window = batch.window(2)
+    assert window.frames.shape[1] == 3 and window.window_len is None
+    assert torch.equal(window.frames, batch.frames[:, 2:5])
+    assert window.frame_indices[:, 0].tolist() == batch.frame_indices[:, 2].tolist()
+    assert torch.equal(window.tracks.present, batch.tracks.present[:, 2:5])
+    assert torch.equal(window.tracks.track_ids, batch.tracks.track_ids)  # the chain's tracks keep their index
+    with pytest.raises(ValueError, match="chains of windows"):
+        ClipDataset(dataset.sequences, 3, dm.eval_transform, train=False, chain_len=2)
+
+
+def test_round_batches_hold_different_sequences_and_keep_each_in_order():
+    from scene_model.data.datamodule import RoundBatches
+
+    seq_index = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2])
+    batches = list(RoundBatches(seq_index, batch_size=2))
+    assert batches == [[0, 4], [1, 5], [2, 6], [3, 7], [8]]
+    for batch in batches:
+        assert len({int(seq_index[i]) for i in batch}) == len(batch)
+    assert len(RoundBatches(seq_index, batch_size=2)) == 5

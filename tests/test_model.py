@@ -92,9 +92,9 @@ def test_multi_scale_features():
     assert make_backbone(name="resnet50", out_layer=4, num_levels=2).channels == [1024, 2048]
     model = small_model(num_levels=2)
     frames = torch.randn(1, 2, 3, 64, 96)
-    memory, memory_pos, _, shapes, _ = model.encode_frames(frames)
-    assert shapes == [(8, 12), (4, 6)]
-    assert memory.shape == (2, 8 * 12 + 4 * 6, 32) and memory_pos.shape == (1, 8 * 12 + 4 * 6, 32)
+    clip = model.encode(frames)
+    assert clip.shapes == [(8, 12), (4, 6)]
+    assert clip.memory.shape == (1, 2, 8 * 12 + 4 * 6, 32) and clip.memory_pos.shape == (1, 8 * 12 + 4 * 6, 32)
     model(frames)["cls_logits"].sum().backward()
     assert model.level_embed.grad is not None and model.level_embed.grad.abs().sum() > 0
 
@@ -127,3 +127,37 @@ def test_denoising_queries_need_a_model_built_for_them():
                                torch.zeros(8, 8, dtype=torch.bool), torch.zeros(1, 2, dtype=torch.bool))
     with pytest.raises(ConfigError, match="head.denoise.enabled"):
         model(torch.randn(1, 2, 3, 64, 96), denoising=queries)
+
+
+def test_track_queries_follow_the_detect_queries_and_empty_slots_change_nothing():
+    from scene_model.models.scene_model import TrackQueries
+
+    model = tiny_model(num_classes=2, box_pool=0, track_queries=True).eval()
+    frames = torch.randn(2, 3, 3, 64, 96)
+    content = torch.randn(2, 2, 32)
+    boxes = torch.tensor([[[0.3, 0.5, 0.1, 0.3], [0.7, 0.5, 0.1, 0.3]]] * 2)
+    padding = torch.tensor([[False, False], [False, True]])
+    tracks = TrackQueries(content, boxes, padding, torch.zeros(2, 2, dtype=torch.long))
+    changed = TrackQueries(content.clone(), boxes, padding, tracks.source)
+    changed.content[1, 1] = torch.randn(32) * 5  # an empty slot
+    with torch.no_grad():
+        out, other = model(frames, tracks=tracks), model(frames, tracks=changed)
+    assert out["bbox_center"].shape == (2, 3, 6 + 2, 2) and out["hidden"].shape == (2, 3, 8, 32)
+    assert torch.allclose(out["bbox_center"][1, :, :7], other["bbox_center"][1, :, :7], atol=1e-5)
+    assert torch.allclose(out["exist_logit"][0], other["exist_logit"][0])
+
+
+def test_carry_packs_the_kept_queries_in_order_with_their_last_frame_box():
+    model = tiny_model(box_pool=0, track_queries=True).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 3, 64, 96))
+        keep = torch.zeros(2, 6, dtype=torch.bool)
+        keep[0, [4, 1]] = True
+        keep[1, 3] = True
+        tracks = model.carry(out, torch.tensor([2, 1]), keep)
+    assert tracks.source.tolist() == [[1, 4], [3, 0]] and tracks.padding.tolist() == [[False, False], [False, True]]
+    assert torch.equal(tracks.boxes[0, 1], torch.cat([out["bbox_center"][0, 2, 4], out["bbox_size"][0, 2, 4]]))
+    assert torch.equal(tracks.boxes[1, 0], torch.cat([out["bbox_center"][1, 1, 3], out["bbox_size"][1, 1, 3]]))
+    assert torch.allclose(tracks.content[0, 0], model.track_update(out["hidden"][0, 2, 1]), atol=1e-6)
+    with pytest.raises(ConfigError, match="model.track_queries=true"):
+        tiny_model(box_pool=0).carry(out, torch.tensor([2, 1]), keep)

@@ -41,7 +41,8 @@ def test_a_timid_model_scores_zero_at_the_defaults_and_well_at_the_threshold_it_
 
     windows = [w for batch in dm.eval_windows(split) for w in window_predictions(timid(batch), batch)]
     exact = TrackerOptions(smooth_sigma=0.0)  # ground truth boxes as they are
-    rows = sweep_thresholds(windows, split.lengths, split.directory, [(0.5, 0.3), (0.2, 0.1)], exact)
+    rows = sweep_thresholds(lambda tracker: tracker.link(windows, list(split.lengths)), split.lengths, split.directory,
+                            [(0.5, 0.3), (0.2, 0.1)], exact)
     assert rows[0].metrics["HOTA"] == 0.0
     assert rows[1].metrics["HOTA"] == pytest.approx(100.0, abs=1e-3)
 
@@ -85,9 +86,9 @@ def test_a_checkpoint_is_scored_on_the_val_splits_of_other_generator_seeds(tiny_
     train(compose_config(tiny_overrides(tiny_root) + ["debug=fast", "eval.every_n_epochs=0"], run))
     scored = []  # (ground-truth folder, tracker options) of every split the tool scores
 
-    def recording(windows, sequences, gt_dir, pairs, options):
+    def recording(track, sequences, gt_dir, pairs, options):
         scored.append((gt_dir, options))
-        return sweep_thresholds(windows, sequences, gt_dir, pairs, options)
+        return sweep_thresholds(track, sequences, gt_dir, pairs, options)
 
     monkeypatch.setattr(threshold_sweep, "sweep_thresholds", recording)
     rows = main([str(run / "checkpoints" / "last.ckpt"), "--start", "0.0", "--keep", "0.0", "--device", "cpu",

@@ -61,17 +61,10 @@ def test_fit_logs_tracking_metrics_writes_results_and_the_track_picture(tiny_cfg
 
 
 def test_evaluate_only_run_scores_val_and_writes_the_submission(tiny_cfg, monkeypatch):
-    """With the validation loop's predictions replaced by the ground truth, the whole path must
-    report HOTA 100; the submission split (no gt) is tracked from a blind model."""
+    """With the model's predictions replaced by the ground truth, the whole path must report HOTA 100;
+    the submission split (no gt: the ground-truth model sees nothing there) is tracked too."""
     oracle = oracle_predict(20)
-    monkeypatch.setattr(SceneModelLightningModule, "validation_step", lambda self, batch, i: {"outputs": oracle(batch)})
-    forward = SceneModelLightningModule.forward
-
-    def blind(self, *args):
-        outputs = forward(self, *args)
-        return {**outputs, "exist_conf": torch.zeros_like(outputs["exist_conf"])}
-
-    monkeypatch.setattr(SceneModelLightningModule, "forward", blind)
+    monkeypatch.setattr(SceneModelLightningModule, "predict", lambda self, batch, tracks=None: oracle(batch))
     cfg = tiny_cfg(
         "train=false", "eval.untrained=true", "optimized_metric=val/track/HOTA", "data.eval_size=108",
         "trainer.limit_val_batches=1.0", "eval.tracker.smooth_sigma=0",  # exact boxes stay exact
@@ -90,10 +83,12 @@ def test_evaluate_only_run_scores_val_and_writes_the_submission(tiny_cfg, monkey
     assert (tracking / "test" / "synth0004.txt").read_text() == ""
 
 
-def test_an_epoch_decodes_and_runs_each_val_window_once(tiny_cfg, monkeypatch):
-    """Losses, pictures and tracking metrics come from one validation pass over the overlapping windows."""
+def test_an_epoch_runs_each_val_window_once_for_the_losses_and_once_for_the_tracker(tiny_cfg, monkeypatch):
+    """The validation loop computes the losses; the tracker runs its own pass over the overlapping
+    windows, each sequence's windows in order (a model with track queries carries them from one to the
+    next), every window decoded and run once in each."""
     decoded, forwards = [], []
-    getitem, model_forward = ClipDataset.__getitem__, SceneModel.forward
+    getitem, model_encode = ClipDataset.__getitem__, SceneModel.encode
 
     def counting_getitem(self, index):
         clip = getitem(self, index)
@@ -101,19 +96,20 @@ def test_an_epoch_decodes_and_runs_each_val_window_once(tiny_cfg, monkeypatch):
             decoded.append((clip.sequence_id, tuple(clip.frame_indices.tolist())))
         return clip
 
-    def counting_forward(self, frames, *args, **kwargs):
+    def counting_encode(self, frames, *args, **kwargs):
         if not self.training:
             forwards.append(frames.shape[0])
-        return model_forward(self, frames, *args, **kwargs)
+        return model_encode(self, frames, *args, **kwargs)
 
     monkeypatch.setattr(ClipDataset, "__getitem__", counting_getitem)
-    monkeypatch.setattr(SceneModel, "forward", counting_forward)
+    monkeypatch.setattr(SceneModel, "encode", counting_encode)
     cfg = tiny_cfg("trainer.limit_val_batches=1.0", "data.clip_len=4", "optimized_metric=val/track/HOTA")
     assert train(cfg) is not None
     windows = ClipDataset(make_datamodule(cfg.data.root).load_split("val"), 4, None, train=False, stride=3)
     expected = [(windows.sequences[s].info.name, tuple(range(f, f + 4))) for s, f in zip(windows.seq_index, windows.starts, strict=True)]
-    assert decoded == expected  # each window once, consecutive windows sharing one frame
-    assert sum(forwards) == len(expected)  # and each through the model once
+    assert decoded[: len(expected)] == expected  # the losses: each window once, consecutive ones sharing a frame
+    assert decoded[len(expected) :] == expected  # the tracker: the same windows in the same order (one sequence)
+    assert sum(forwards) == 2 * len(expected)  # and each through the model once in each pass
     assert (Path(cfg.paths.output_dir) / "tracking" / "val_metrics.json").is_file()
 
 
@@ -140,6 +136,13 @@ def test_a_model_that_writes_no_box_says_so_in_the_console_and_on_the_pictures(t
         return losses, {**outputs, "exist_conf": torch.full_like(outputs["exist_conf"], 0.2)}
 
     monkeypatch.setattr(SceneModelLightningModule, "loss_step", silent)
+    predict = SceneModelLightningModule.predict
+
+    def timid(self, batch, tracks=None):
+        outputs = predict(self, batch, tracks)
+        return {**outputs, "exist_conf": torch.full_like(outputs["exist_conf"], 0.2)}
+
+    monkeypatch.setattr(SceneModelLightningModule, "predict", timid)
     cfg = tiny_cfg("train=false", "eval.untrained=true", "eval.submit_split=null")
     with caplog.at_level(logging.INFO):
         train(cfg)

@@ -50,4 +50,5 @@ def collate_tracking(clips: Sequence[Clip]) -> SceneBatch:
         orig_sizes=torch.tensor([c.orig_size for c in clips], dtype=torch.long),
         image_sizes=image_sizes,
         skipped_frames=tuple(path for c in clips for path in c.skipped_frames),
+        window_len=clips[0].window_len,
     )

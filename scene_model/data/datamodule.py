@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from scene_model.data.collate import collate_tracking
 from scene_model.data.dataset import ClipDataset, SequenceRecord
@@ -18,6 +19,25 @@ from scene_model.data.synthetic import SyntheticSpec, ensure_synthetic
 from scene_model.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 from scene_model.data.types import SceneBatch
 from scene_model.errors import DataFormatError
+
+
+class RoundBatches(Sampler[list[int]]):
+    """Batches of windows of different sequences, each sequence's windows in order: every batch takes
+    the next window of the first ``batch_size`` sequences that have one left (a sequence that ends makes
+    room for the next), so a window is always run after the window before it in its sequence."""
+
+    def __init__(self, seq_index: np.ndarray, batch_size: int) -> None:
+        self.queues = [np.flatnonzero(seq_index == s).tolist() for s in dict.fromkeys(seq_index.tolist())]
+        self.batch_size = batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        queues = [list(q) for q in self.queues]
+        while any(queues):
+            active = [q for q in queues if q][: self.batch_size]
+            yield [q.pop(0) for q in active]
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,7 @@ class DancetrackDataModule(L.LightningDataModule):
         root: str,
         synthetic: dict | None,
         clip_len: int,
+        chain_len: int,
         max_interval: int,
         train_stride: int,
         val_stride: int | None,
@@ -82,6 +103,7 @@ class DancetrackDataModule(L.LightningDataModule):
         self.root = Path(root)
         self.synthetic = dict(synthetic) if synthetic else None
         self.clip_len = clip_len
+        self.chain_len = chain_len
         self.max_interval = max_interval
         self.train_stride = train_stride
         self.val_stride = val_stride or max(1, clip_len - 1)
@@ -135,6 +157,7 @@ class DancetrackDataModule(L.LightningDataModule):
             self.datasets["train"] = ClipDataset(
                 self.load_split(self.splits["train"], require_boxes=True), self.clip_len, self.train_transform, train=True,
                 max_interval=self.max_interval, stride=self.train_stride, skip_bad_frames=self.skip_bad_frames,
+                chain_len=self.chain_len,
             )
         if stage in (None, "fit", "validate") and "val" not in self.datasets:
             self.datasets["val"] = self._eval_dataset(self.splits["val"], require_gt=True)
@@ -156,15 +179,25 @@ class DancetrackDataModule(L.LightningDataModule):
             return EvalSplit(self.root / self.splits["val"], self.datasets["val"].sequences)
         return EvalSplit(self.root / split, self.load_split(split, require_gt))
 
-    def eval_windows(self, split: EvalSplit, part: tuple[int, int] = (0, 1)) -> DataLoader:
+    def eval_windows(self, split: EvalSplit, part: tuple[int, int] = (0, 1), rounds: bool = False) -> DataLoader:
         """The evaluation windows of ``split`` in order, batched as in validation (for tracking a split
         outside the validation loop: a submission, a checkpoint's threshold sweep). ``part`` = (index,
-        count): every count-th window from the index-th, a process's share."""
+        count): every count-th window from the index-th, a process's share.
+
+        With ``rounds`` (tracking that carries queries from each window into the next), a batch holds
+        the next window of up to ``eval_batch_size`` different sequences, and ``part`` shares out whole
+        sequences: every count-th sequence from the index-th."""
+        index, count = part
+        sequences = split.sequences[index::count] if rounds else split.sequences
         dataset = ClipDataset(
-            split.sequences, self.clip_len, self.eval_transform, train=False, stride=self.val_stride,
+            sequences, self.clip_len, self.eval_transform, train=False, stride=self.val_stride,
             skip_bad_frames=self.skip_bad_frames,
         )
-        index, count = part
+        if rounds:
+            return DataLoader(
+                dataset, batch_sampler=RoundBatches(dataset.seq_index, self.eval_batch_size), collate_fn=collate_tracking,
+                num_workers=self.num_workers, pin_memory=self.pin_memory,
+            )
         return self._loader(dataset if count == 1 else Subset(dataset, range(index, len(dataset), count)), shuffle=False)
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:

@@ -63,15 +63,19 @@ class Clip:
     frame_indices: Tensor  # long[T'], 1-based
     orig_size: tuple[int, int]  # (height, width) of the original images
     skipped_frames: tuple[str, ...] = ()  # unreadable frames left out (data.skip_bad_frames)
+    window_len: int | None = None  # a chain of windows of this many frames, each starting on the last frame of the one before
 
 
 class ClipDataset(Dataset):
     """Windows of ``clip_len`` frames.
 
     Training: every ``stride``-th start frame, the frame interval drawn per sample from
-    1..``max_interval`` (shrunk where the sequence is too short for it). Evaluation: fixed windows
-    every ``stride`` frames with interval 1, and a last window ending at the sequence's last frame, so
-    that every frame is seen. A sequence shorter than ``clip_len`` gives one short window.
+    1..``max_interval`` (shrunk where the sequence is too short for it); with ``chain_len`` > 1 a sample
+    is a chain of that many consecutive windows, each starting on the last frame of the one before
+    (as the evaluation windows are laid), ``chain_len * (clip_len - 1) + 1`` frames in all, on which
+    queries are carried from window to window. Evaluation: fixed windows every ``stride`` frames with
+    interval 1, and a last window ending at the sequence's last frame, so that every frame is seen. A
+    sequence shorter than a sample gives one short sample.
 
     With ``skip_bad_frames`` an unreadable frame is left out with a warning and the window takes the
     next frame at the same interval instead (a window near the sequence end becomes shorter); the
@@ -87,10 +91,15 @@ class ClipDataset(Dataset):
         max_interval: int = 1,
         stride: int = 1,
         skip_bad_frames: bool = False,
+        chain_len: int = 1,
     ) -> None:
         if clip_len < 1:
             raise ValueError(f"clip_len must be >= 1, got {clip_len}")
+        if chain_len > 1 and (clip_len < 2 or not train):
+            raise ValueError(f"chains of windows (chain_len={chain_len}) are for training, with clip_len >= 2")
         self.sequences = sequences
+        self.window_len = clip_len if chain_len > 1 else None
+        clip_len = chain_len * (clip_len - 1) + 1 if chain_len > 1 else clip_len
         self.clip_len = clip_len
         self.transform = transform
         self.train = train
@@ -176,4 +185,5 @@ class ClipDataset(Dataset):
             frame_indices=torch.from_numpy(numbers),
             orig_size=(info.height, info.width),
             skipped_frames=skipped,
+            window_len=self.window_len,
         )

@@ -195,26 +195,35 @@ def _write_sequence(seq_dir: Path, name: str, spec: SyntheticSpec, rng: np.rando
         (seq_dir / "gt" / "gt.txt").write_text("\n".join(gt_lines) + "\n")
 
 
-def generate(root: Path, spec: SyntheticSpec) -> None:
-    """Write the whole data set under ``root`` (which must not exist yet)."""
+SPLITS = ("train", "val", "test")
+
+
+def generate(root: Path, spec: SyntheticSpec, splits: tuple[str, ...] = SPLITS) -> None:
+    """Write the data set under ``root`` (which must not exist yet): the sequences of ``splits``, each
+    the same as in the whole data set (a sequence is drawn from the seed and its place in the set)."""
     root = Path(root)
-    splits = {"train": spec.num_train, "val": spec.num_val, "test": spec.num_test}
+    counts = {"train": spec.num_train, "val": spec.num_val, "test": spec.num_test}
     index = 0
-    for split, count in splits.items():
+    for split, count in counts.items():
         names = []
         for _ in range(count):
             index += 1
+            if split not in splits:
+                continue
             name = f"synth{index:04d}"
             size = spec.sizes[index % len(spec.sizes)]
             seq_rng = np.random.default_rng([spec.seed, index])
             _write_sequence(root / split / name, name, spec, seq_rng, size, with_gt=split != "test")
             names.append(name)
-        (root / f"{split}_seqmap.txt").write_text("name\n" + "".join(f"{n}\n" for n in names))
-    (root / SPEC_FILE).write_text(json.dumps(spec.to_json(), indent=2))
+        if split in splits:
+            (root / f"{split}_seqmap.txt").write_text("name\n" + "".join(f"{n}\n" for n in names))
+    record = spec.to_json() if tuple(splits) == SPLITS else {**spec.to_json(), "splits": list(splits)}
+    (root / SPEC_FILE).write_text(json.dumps(record, indent=2))
 
 
-def ensure_synthetic(root: Path, spec: SyntheticSpec) -> Path:
-    """Generate the data set at ``root`` unless it is already there with the same spec.
+def ensure_synthetic(root: Path, spec: SyntheticSpec, splits: tuple[str, ...] = SPLITS) -> Path:
+    """Generate the data set at ``root`` (only the sequences of ``splits``) unless it is already there
+    with the same spec and at least those splits.
 
     Written into a temporary sibling directory and renamed into place, so an interrupted generation
     leaves nothing half-written behind and concurrent jobs do not collide.
@@ -223,7 +232,8 @@ def ensure_synthetic(root: Path, spec: SyntheticSpec) -> Path:
     spec_path = root / SPEC_FILE
     if spec_path.is_file():
         found = json.loads(spec_path.read_text())
-        if found != spec.to_json():
+        present = tuple(found.pop("splits", SPLITS))
+        if found != spec.to_json() or not set(splits) <= set(present):
             raise DataFormatError(
                 f"{root} holds a synthetic data set generated with other options ({spec_path}); "
                 "delete it or choose another data.root"
@@ -234,7 +244,7 @@ def ensure_synthetic(root: Path, spec: SyntheticSpec) -> Path:
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     try:
-        generate(tmp, spec)
+        generate(tmp, spec, tuple(splits))
         try:
             if root.exists():
                 root.rmdir()
@@ -244,4 +254,4 @@ def ensure_synthetic(root: Path, spec: SyntheticSpec) -> Path:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return ensure_synthetic(root, spec)
+    return ensure_synthetic(root, spec, splits)

@@ -108,9 +108,34 @@ class SceneBatch:
     orig_sizes: Tensor | None = None  # long[B, 2], (height, width) of the original images
     image_sizes: Tensor | None = None  # long[B, 2], (height, width) of each sample inside the padded canvas
     skipped_frames: tuple[str, ...] = ()  # unreadable frame files left out of these clips (data.skip_bad_frames)
+    window_len: int | None = None  # the clips are chains of windows of this many frames (None: one window each)
 
     def __len__(self) -> int:
         return self.frames.shape[0]
+
+    def window_starts(self) -> list[int]:
+        """The first frame of each window of the clips: ``[0]`` for one window; for a chain, windows of
+        ``window_len`` frames each starting on the last frame of the one before."""
+        if self.window_len is None:
+            return [0]
+        total, step = self.frames.shape[1], self.window_len - 1
+        return list(range(0, max(total - 1, 1), step))
+
+    def window(self, start: int) -> SceneBatch:
+        """The window of the chain starting at frame ``start`` (``window_len`` frames, fewer at the end)."""
+        cut = slice(start, start + self.window_len)
+        tracks = self.tracks
+        if tracks is not None:  # the same tracks, present only where they are in the window
+            tracks = replace(tracks, boxes=tracks.boxes[:, cut], present=tracks.present[:, cut])
+        return replace(
+            self,
+            frames=self.frames[:, cut],
+            targets=[sample[cut] for sample in self.targets],
+            padding_mask=self.padding_mask[:, cut],
+            tracks=tracks,
+            frame_indices=self.frame_indices[:, cut] if self.frame_indices is not None else None,
+            window_len=None,
+        )
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> SceneBatch:
         """Move what the model and the loss read (frames, padding_mask, tracks, frame_indices); ``targets`` stays put."""

@@ -7,15 +7,49 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from scene_model.boxes import output_boxes
 from scene_model.errors import ConfigError
 from scene_model.models.backbone import STEM, Backbone
 from scene_model.models.box_pooling import BoxPooling
-from scene_model.models.head import BBoxHead
+from scene_model.models.head import MLP, BBoxHead
 from scene_model.models.proposals import ProposalHead, select_queries
 from scene_model.models.transformer import SpaceTimeTransformer, sine_position_1d, sine_position_2d
+
+
+@dataclass
+class EncodedClip:
+    """The per-frame part of the model over a clip of L frames (``SceneModel.encode``): every window of
+    the clip is decoded from it, so a frame two windows share is encoded once."""
+
+    memory: Tensor  # float[B, L, S, d]: the encoder's tokens of each frame (S cells over all levels)
+    memory_pos: Tensor  # float[1, S, d]
+    cells: Tensor | None  # bool[B, S]: cells outside each sample's image (canvas padding), None: none
+    shapes: list[tuple[int, int]]  # (height, width) of each level's feature map
+    box_features: Tensor | None  # float[B, L, d, h, w] (box pooling), None without
+    proposal_logits: Tensor | None  # float[B, L, S, C] (two-stage), None without
+    proposal_boxes: Tensor | None  # float[B, L, S, 4] cxcywh
+
+    def window(self, start: int, length: int) -> EncodedClip:
+        """Frames ``start`` .. ``start + length - 1``."""
+        cut = slice(start, start + length)
+        pick = lambda x: x[:, cut] if x is not None else None  # noqa: E731
+        return EncodedClip(
+            self.memory[:, cut], self.memory_pos, self.cells, self.shapes, pick(self.box_features),
+            pick(self.proposal_logits), pick(self.proposal_boxes),
+        )
+
+
+@dataclass
+class TrackQueries:
+    """Queries carried from a window into the next window of the same sequence (MOTR's track queries),
+    K per sample, decoded after the Q detect queries; each follows the object it followed before."""
+
+    content: Tensor  # float[B, K, d]
+    boxes: Tensor  # float[B, K, 4] (cx, cy, w, h) in 0..1: the box on the frame the windows share
+    padding: Tensor  # bool[B, K], True = an empty slot
+    source: Tensor  # long[B, K]: the query of the previous window each one continues
 
 
 @dataclass
@@ -30,6 +64,18 @@ class DenoisingQueries:
     labels: Tensor  # long[B, D]
     attn_mask: Tensor  # bool[Q + D, Q + D], True = may not attend
     padding: Tensor  # bool[B, D], True = an empty slot (batch padding), attended by no query
+
+
+class TrackUpdate(nn.Module):
+    """hidden [..., d] -> the content a track query starts the next window with: LayerNorm(h + MLP(h))."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.mlp = MLP(d_model, d_model, d_model, 2)
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return self.norm(hidden + self.mlp(hidden))
 
 
 def canvas_padding(image_sizes: Tensor, canvas: tuple[int, int], feature: tuple[int, int]) -> Tensor:
@@ -72,6 +118,7 @@ class SceneModel(nn.Module):
         two_stage: bool,
         box_pool: int,
         box_stage: int,
+        track_queries: bool,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -94,6 +141,9 @@ class SceneModel(nn.Module):
         # that no parameter goes without a gradient (DDP) when denoising is off.
         self.label_embed = nn.Embedding(num_classes, d_model) if denoising else None
         self.head = BBoxHead(d_model, num_classes)
+        # Track queries: a window's queries go on into the next window; their state passes through this
+        # update (MOTR's query interaction, reduced to a residual MLP).
+        self.track_update = TrackUpdate(d_model) if track_queries else None
         # Box features (box_pool > 0): every decoder layer pools its boxes from backbone stage box_stage.
         self.box_stage = box_stage
         self.box_proj = self.box_pooling = None
@@ -110,18 +160,19 @@ class SceneModel(nn.Module):
         if self.level_embed is not None:
             nn.init.normal_(self.level_embed)
 
-    def encode_frames(
-        self, frames: Tensor, image_sizes: Tensor | None = None
-    ) -> tuple[Tensor, Tensor, Tensor | None, list[tuple[int, int]], Tensor | None]:
-        """frames [B,T,3,H,W] -> memory [B*T,S,d], its position [1,S,d], canvas padding bool[B*T,S] or
-        None, the (height, width) of each level's feature map, and the box features [B*T,d,h,w]
-        (None without box pooling).
+    def encode(self, frames: Tensor, image_sizes: Tensor | None = None) -> EncodedClip:
+        """frames [B,L,3,H,W] -> the per-frame part of the model (backbone, encoder, proposals) for the
+        L frames of a clip, which ``decode`` reads window by window.
 
-        S is the number of feature cells over all levels. Padded frames are computed like the others
-        (skipping them would cost a host sync); nothing attends to them.
+        ``image_sizes`` long[B,2] (height, width) of each sample inside the canvas (None: the whole
+        canvas). Padded frames are computed like the others (skipping them would cost a host sync);
+        nothing attends to them.
         """
         batch, num_frames = frames.shape[:2]
         canvas = tuple(frames.shape[-2:])
+        if image_sizes is not None and image_sizes.device.type == "cpu":
+            if bool((image_sizes >= torch.tensor(canvas)).all()):
+                image_sizes = None  # nothing to mask (a host check, no device sync): plain attention
         tokens, positions, paddings, shapes = [], [], [], []
         levels = self.backbone.levels
         stages = self.backbone.stages(frames.flatten(0, 1), levels + ([self.box_stage] if self.box_proj is not None else []))
@@ -136,12 +187,16 @@ class SceneModel(nn.Module):
             if image_sizes is not None:
                 paddings.append(canvas_padding(image_sizes, canvas, (height, width)).flatten(1))
         memory_pos = torch.cat(positions)[None]
-        padding = None
-        if paddings:
-            padding = torch.cat(paddings, dim=1).to(frames.device, non_blocking=True)
-            padding = padding.repeat_interleave(num_frames, dim=0)
+        cells = torch.cat(paddings, dim=1).to(frames.device, non_blocking=True) if paddings else None
+        padding = cells.repeat_interleave(num_frames, dim=0) if cells is not None else None
         memory = self.transformer.encode(torch.cat(tokens, dim=1), memory_pos, padding)
-        return memory, memory_pos, padding, shapes, box_features
+        logits = boxes = None
+        if self.proposals is not None:
+            logits, boxes = (x.unflatten(0, (batch, num_frames)) for x in self.proposals(memory, shapes))
+        return EncodedClip(
+            memory.unflatten(0, (batch, num_frames)), memory_pos, cells, shapes,
+            box_features.unflatten(0, (batch, num_frames)) if box_features is not None else None, logits, boxes,
+        )
 
     def forward(
         self,
@@ -150,37 +205,55 @@ class SceneModel(nn.Module):
         image_sizes: Tensor | None = None,
         denoising: DenoisingQueries | None = None,
         frame_indices: Tensor | None = None,
+        tracks: TrackQueries | None = None,
     ) -> dict[str, Any]:
-        """frames float[B,T,3,H,W], padding_mask bool[B,T] (True = padded frame), image_sizes long[B,2]
-        (height, width) of each sample inside the canvas (None: the whole canvas), frame_indices long[B,T]
-        (the frames' numbers in their sequence: the time encoding follows the real frame interval; None:
-        consecutive frames) -> outputs.
+        """One window: ``decode(encode(frames, image_sizes), ...)``."""
+        return self.decode(self.encode(frames, image_sizes), padding_mask, frame_indices, denoising, tracks)
 
-        Outputs: bbox_center [B,T,Q,2], bbox_size [B,T,Q,2], cls_logits [B,T,Q,C], exist_conf and
-        exist_logit [B,T,Q,1], and ``aux``: the same dicts for the earlier decoder layers. Two-stage
-        models add ``enc``: the encoder's proposals, bbox_center, bbox_size [B,T,S,2] and cls_logits
-        [B,T,S,C] for the S feature cells. With ``denoising`` (D queries), ``dn`` holds the decoder's keys
-        (and its ``aux``) for them, [B,T,D,...].
+    def decode(
+        self,
+        clip: EncodedClip,
+        padding_mask: Tensor | None = None,
+        frame_indices: Tensor | None = None,
+        denoising: DenoisingQueries | None = None,
+        tracks: TrackQueries | None = None,
+    ) -> dict[str, Any]:
+        """The space-time decoder over the T frames of ``clip`` (a window of an encoded clip):
+        padding_mask bool[B,T] (True = padded frame), frame_indices long[B,T] (the frames' numbers in
+        their sequence: the time encoding follows the real frame interval; None: consecutive frames).
+
+        The N = Q + K matching queries are the Q detect queries (their initial boxes from the encoder's
+        proposals) and the K ``tracks`` carried from the previous window of the same sequence (MOTR's
+        track queries: each starts from its carried content and box and follows its object).
+
+        Outputs: bbox_center [B,T,N,2], bbox_size [B,T,N,2], cls_logits [B,T,N,C], exist_conf and
+        exist_logit [B,T,N,1], hidden [B,T,N,d] (the last decoder layer's queries, what ``carry``
+        takes on), and ``aux``: the same dicts for the earlier decoder layers. Two-stage models add
+        ``enc``: the encoder's proposals, bbox_center, bbox_size [B,T,S,2] and cls_logits [B,T,S,C] for
+        the S feature cells. With ``denoising`` (D queries), ``dn`` holds the decoder's keys (and its
+        ``aux``) for them, [B,T,D,...].
         """
-        batch, num_frames = frames.shape[:2]
+        batch, num_frames = clip.memory.shape[:2]
+        device = clip.memory.device
         if padding_mask is None:
-            padding_mask = torch.zeros(batch, num_frames, dtype=torch.bool, device=frames.device)
-        if image_sizes is not None and image_sizes.device.type == "cpu":
-            if bool((image_sizes >= torch.tensor(frames.shape[-2:])).all()):
-                image_sizes = None  # nothing to mask (a host check, no device sync): plain attention
-        memory, memory_pos, memory_padding, shapes, box_features = self.encode_frames(frames, image_sizes)
+            padding_mask = torch.zeros(batch, num_frames, dtype=torch.bool, device=device)
         queries, dim = self.num_queries, self.query_content.embedding_dim
         tgt = self.query_content.weight[None, None].expand(batch, num_frames, queries, dim)
         proposals = None
         if self.proposals is not None:
-            logits, boxes = self.proposals(memory, shapes)
-            logits, boxes = logits.unflatten(0, (batch, num_frames)), boxes.unflatten(0, (batch, num_frames))
-            cells = memory_padding.unflatten(0, (batch, num_frames))[:, 0] if memory_padding is not None else None
-            reference = select_queries(logits, boxes, queries, padding_mask, cells)
-            proposals = {"bbox_center": boxes[..., :2], "bbox_size": boxes[..., 2:], "cls_logits": logits}
+            reference = select_queries(clip.proposal_logits, clip.proposal_boxes, queries, padding_mask, clip.cells)
+            boxes = clip.proposal_boxes
+            proposals = {"bbox_center": boxes[..., :2], "bbox_size": boxes[..., 2:], "cls_logits": clip.proposal_logits}
         else:
             reference = self.reference.weight.sigmoid()[None, None].expand(batch, num_frames, queries, 4)
-        self_attn_mask = query_padding = None
+        paddings = [torch.zeros(batch, queries, dtype=torch.bool, device=device)]
+        if tracks is not None:
+            carried = tracks.content.shape[1]
+            tgt = torch.cat([tgt, tracks.content[:, None].expand(batch, num_frames, carried, dim).to(tgt.dtype)], dim=2)
+            reference = torch.cat([reference, tracks.boxes[:, None].expand(batch, num_frames, carried, 4).to(reference.dtype)], dim=2)
+            paddings.append(tracks.padding)
+        matching = tgt.shape[2]
+        self_attn_mask = None
         if denoising is not None:
             if self.label_embed is None:
                 raise ConfigError("denoising queries need a model built with denoising=True (head.denoise.enabled)")
@@ -189,23 +262,43 @@ class SceneModel(nn.Module):
             tgt = torch.cat([tgt, dn_tgt], dim=2)
             reference = torch.cat([reference, denoising.boxes.to(reference.dtype)], dim=2)
             self_attn_mask = denoising.attn_mask
-            query_padding = F.pad(denoising.padding, (queries, 0), value=False)
+            paddings.append(denoising.padding)
+        query_padding = torch.cat(paddings, dim=1) if len(paddings) > 1 else None
         if frame_indices is None:
-            steps = torch.arange(num_frames, device=frames.device)[None].expand(batch, -1)
+            steps = torch.arange(num_frames, device=device)[None].expand(batch, -1)
         else:
-            frame_indices = frame_indices.to(frames.device)
+            frame_indices = frame_indices.to(device)
             steps = (frame_indices - frame_indices[:, :1]).clamp(min=0)
         time_pos = sine_position_1d(steps, dim)  # [B,T,d]
+        memory_padding = clip.cells.repeat_interleave(num_frames, dim=0) if clip.cells is not None else None
+        box_features = clip.box_features.flatten(0, 1) if clip.box_features is not None else None
         layers = self.transformer.decode(
-            tgt, reference, time_pos, memory, memory_pos, padding_mask, self.head,
+            tgt, reference, time_pos, clip.memory.flatten(0, 1), clip.memory_pos, padding_mask, self.head,
             memory_padding=memory_padding, self_attn_mask=self_attn_mask, query_padding=query_padding,
             box_pooling=self.box_pooling, box_features=box_features,
         )
-        matching = [{k: v[:, :, :queries] for k, v in out.items()} for out in layers]
-        outputs: dict[str, Any] = {**matching[-1], "aux": matching[:-1]}
+        kept = [{k: v[:, :, :matching] for k, v in out.items()} for out in layers]
+        outputs: dict[str, Any] = {**kept[-1], "aux": kept[:-1]}
         if proposals is not None:
             outputs["enc"] = proposals
         if denoising is not None:
-            dn = [{k: v[:, :, queries:] for k, v in out.items()} for out in layers]
+            dn = [{k: v[:, :, matching:] for k, v in out.items() if k != "hidden"} for out in layers]
             outputs["dn"] = {**dn[-1], "aux": dn[:-1]}
         return outputs
+
+    def carry(self, outputs: dict[str, Any], frame: Tensor, keep: Tensor) -> TrackQueries:
+        """The track queries a window hands to the next one: for the queries ``keep`` bool[B,N] of each
+        sample, their last-layer state and box in frame ``frame`` long[B] (the frame the windows share),
+        packed to the front, K = the most kept in a sample (one host read of that count)."""
+        if self.track_update is None:
+            raise ConfigError("carrying queries into the next window needs a model built with model.track_queries=true")
+        batch, _, queries, dim = outputs["hidden"].shape
+        rows = torch.arange(batch, device=frame.device)
+        hidden = outputs["hidden"][rows, frame]  # [B,N,d]
+        boxes = output_boxes(outputs)[rows, frame].detach()  # [B,N,4]
+        count = int(keep.sum(1).max()) if keep.numel() else 0
+        order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices[:, :count]  # kept first, in query order
+        padding = torch.arange(count, device=keep.device)[None, :] >= keep.sum(1, keepdim=True)
+        gather = lambda x: torch.gather(x, 1, order[..., None].expand(-1, -1, x.shape[-1]))  # noqa: E731
+        content = self.track_update(gather(hidden))
+        return TrackQueries(content, gather(boxes), padding, order)

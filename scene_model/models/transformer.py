@@ -162,7 +162,8 @@ class SpaceTimeTransformer(nn.Module):
         box_pooling: nn.ModuleList | None = None,
         box_features: Tensor | None = None,
     ) -> list[dict[str, Tensor]]:
-        """Iterative box refinement; returns each layer's ``head`` outputs, the last layer last.
+        """Iterative box refinement; returns each layer's ``head`` outputs, the last layer last (with
+        ``hidden``, its queries [B,T,N,d]).
 
         tgt [B,T,N,d] query contents; reference [B,T,N,4] initial boxes (cx, cy, w, h) in 0..1;
         time_pos [B,T,d]. ``head(hidden, box_logits)`` predicts boxes as offsets of ``box_logits``.
@@ -179,4 +180,5 @@ class SpaceTimeTransformer(nn.Module):
             out = head(tgt, inverse_sigmoid(reference))
             outputs.append(out)
             reference = output_boxes(out).detach()
+        outputs[-1]["hidden"] = tgt
         return outputs

@@ -23,20 +23,23 @@ import argparse
 import copy
 import itertools
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import open_dict
 
+from scene_model.data.datamodule import EvalSplit
 from scene_model.errors import ConfigError
 from scene_model.tracking.mot_results import write_results
 from scene_model.tracking.options import TrackerOptions, parse_assignments
-from scene_model.tracking.predictions import WindowPrediction, window_predictions
+from scene_model.tracking.predictions import WindowPrediction
 from scene_model.tracking.sequence_tracker import SequenceTracker
 from scene_model.tracking.trackeval_metrics import HEADLINE, evaluate_mot
 from scene_model.training.config_loader import ConfigLoader
+from scene_model.training.lit_module import SceneModelLightningModule
 from scene_model.training.trained import load_trained
 
 
@@ -48,24 +51,32 @@ class SweepRow:
 
 
 def sweep_thresholds(
-    windows: Sequence[WindowPrediction],
+    track: Callable[[SequenceTracker], dict],
     sequences: dict[str, int],
     gt_dir: Path,
     pairs: Sequence[tuple[float, float]],
     options: TrackerOptions,
 ) -> list[SweepRow]:
-    """Link the window predictions with every (start, keep) pair and score each against ``gt_dir``.
-
-    ``sequences``: {name: length} of the split; the model ran once to make ``windows``.
-    """
+    """Track with every (start, keep) pair (``track(tracker)`` -> {sequence: rows}) and score each
+    against ``gt_dir``. ``sequences``: {name: length} of the split."""
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for start, keep in pairs:
-            tracker = SequenceTracker(options.replace(start_threshold=start, keep_threshold=keep))
-            results = tracker.link(windows, list(sequences))
+            results = track(SequenceTracker(options.replace(start_threshold=start, keep_threshold=keep)))
             results_dir = write_results(Path(scratch) / f"{start}_{keep}", results)
             rows.append(SweepRow(start, keep, evaluate_mot(gt_dir, results_dir, sequences=sequences).combined))
     return rows
+
+
+def split_tracking(module: SceneModelLightningModule, datamodule: Any, split: EvalSplit) -> Callable[[SequenceTracker], dict]:
+    """How a tracker tracks ``split``: a model that carries track queries is run for each tracker (its
+    identities depend on the tracker's choices); otherwise the model runs once and each tracker links
+    the same window predictions."""
+    if module.carry is not None:
+        return lambda tracker: module.track_split(datamodule, split, tracker)
+    windows: list[WindowPrediction] = []
+    module.track_split(datamodule, split, SequenceTracker(), observe=lambda batch, found: windows.extend(found))
+    return lambda tracker: tracker.link(windows, list(split.lengths))
 
 
 def threshold_pairs(starts: Sequence[float], keeps: Sequence[float]) -> list[tuple[float, float]]:
@@ -148,8 +159,7 @@ def main(argv: list[str] | None = None) -> list[SweepRow]:
         datamodule = ConfigLoader(split_cfg).build_datamodule()
         datamodule.prepare_data()  # generates the synthetic data set if the config names one and it is missing
         split = datamodule.eval_split(args.split)
-        windows = [w for batch in datamodule.eval_windows(split) for w in window_predictions(run.module.predict(batch), batch)]
-        per_split.append(sweep_thresholds(windows, split.lengths, split.directory, pairs, options))
+        per_split.append(sweep_thresholds(split_tracking(run.module, datamodule, split), split.lengths, split.directory, pairs, options))
     rows = mean_rows(per_split)
     several = len(per_split) > 1
     seeds = " ".join(map(str, dict.fromkeys(args.synthetic_seeds or [])))

@@ -60,16 +60,28 @@ class TrackLinker:
         self.prev_boxes: Tensor | None = None
         self.prev_tracks: Tensor | None = None  # long[Q]: track id of each query, -1 for none
 
-    def step(self, frames: np.ndarray | Tensor, boxes: Tensor, scores: Tensor) -> np.ndarray:
-        """One window: frames long[T] (1-based, increasing), boxes float[T, Q, 4] (x1, y1, x2, y2)
-        pixels, scores float[T, Q]. Returns the rows it writes, float64[N, 7]
-        (frame, id, left, top, width, height, score)."""
+    def step(
+        self, frames: np.ndarray | Tensor, boxes: Tensor, scores: Tensor, carried: Tensor | None = None
+    ) -> np.ndarray:
+        """One window: frames long[T] (1-based, increasing), boxes float[T, N, 4] (x1, y1, x2, y2)
+        pixels, scores float[T, N]. Returns the rows it writes, float64[M, 7]
+        (frame, id, left, top, width, height, score).
+
+        ``carried`` long[N]: the track id each query carries from the window before (the model's track
+        queries; -1 for a detect query): those keep their ids, come first in the window NMS, and no IoU
+        link is made. Without it the queries are linked to the previous window's tracks on IoU."""
         frames = np.asarray(frames, dtype=np.int64)
         boxes, scores = boxes.float().cpu(), scores.float().cpu()
         num_frames, num_queries = scores.shape
-        dropped = duplicates(boxes, scores, self.nms_iou)
-        scores = torch.where(dropped[None, :], 0.0, scores)
-        tracks = self._link(frames, boxes, scores, dropped)
+        if carried is None:
+            dropped = duplicates(boxes, scores, self.nms_iou)
+            scores = torch.where(dropped[None, :], 0.0, scores)
+            tracks = self._link(frames, boxes, scores, dropped)
+        else:
+            carried = carried.cpu()
+            dropped = duplicates(boxes, scores, self.nms_iou, first=carried >= 0)
+            scores = torch.where(dropped[None, :], 0.0, scores)
+            tracks = carried.clone()
         write = torch.from_numpy(frames > self.last_written)
         visible = (scores >= self.keep_threshold) & write[:, None]
         starts = (scores >= self.start_threshold) & write[:, None]
@@ -143,17 +155,19 @@ class TrackLinker:
         return agreement
 
 
-def duplicates(boxes: Tensor, scores: Tensor, nms_iou: float) -> Tensor:
+def duplicates(boxes: Tensor, scores: Tensor, nms_iou: float, first: Tensor | None = None) -> Tensor:
     """bool[Q]: queries of one window (boxes float[T, Q, 4] x1y1x2y2, scores float[T, Q]) whose boxes
     overlap a kept query's with a mean IoU over the frames of at least ``nms_iou``, the queries taken
-    by mean score, highest first (greedy NMS over whole query tracks; at 1 only exact copies)."""
+    by mean score, highest first (greedy NMS over whole query tracks; at 1 only exact copies); the
+    queries ``first`` bool[Q] (track queries) before all others."""
     num_queries = scores.shape[1]
     dropped = torch.zeros(num_queries, dtype=torch.bool)
     if num_queries < 2:
         return dropped
     overlap = torch.stack([box_iou(frame, frame) for frame in boxes]).mean(0)  # [Q, Q]
+    priority = scores.mean(0) + (2.0 * first.float() if first is not None else 0.0)
     kept: list[int] = []
-    for q in scores.mean(0).argsort(descending=True).tolist():
+    for q in priority.argsort(descending=True).tolist():
         if kept and bool((overlap[q, kept] >= nms_iou).any()):
             dropped[q] = True
         else:

@@ -12,6 +12,8 @@ times the number of groups), reported as ``dn_cls`` ... and added to ``total``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -25,9 +27,25 @@ from scene_model.training.denoiser import DenoisingState, DinoDenoiser
 from scene_model.training.matcher import HungarianMatcher
 
 LOSS_TERMS = ("cls", "bbox", "giou", "exist")
+MATCHED_KEYS = ("bbox_center", "bbox_size", "cls_logits")  # what the matcher reads of a layer's outputs
 DN_TERMS = tuple(f"dn_{name}" for name in LOSS_TERMS)
 # Weighted sums logged next to the final layer's terms: the earlier decoder layers and the proposals.
 GROUP_TERMS = ("aux", "enc")
+
+
+@dataclass
+class CarriedTargets:
+    """What the K track queries of a window must follow: the track each was given in the window
+    before (-1: none, a false positive that must vanish) and which slots are real."""
+
+    track: Tensor  # long[B, K]
+    valid: Tensor  # bool[B, K]
+
+    def open_tracks(self, num_tracks: int) -> Tensor:
+        """bool[B, num_tracks]: tracks no track query follows, left to the detect queries."""
+        followed = torch.zeros(self.track.shape[0], num_tracks + 1, dtype=torch.bool, device=self.track.device)
+        followed.scatter_(1, torch.where(self.track >= 0, self.track, num_tracks), True)
+        return ~followed[:, :num_tracks]
 
 
 class HeadAdapter:
@@ -39,6 +57,8 @@ class HeadAdapter:
         focal_gamma: float,
         aux_loss: bool,
         denoise: DinoDenoiser | None,
+        track_drop: float,
+        track_false_positive: float,
     ) -> None:
         self.matcher = matcher
         self.weights = dict(weights)
@@ -47,6 +67,7 @@ class HeadAdapter:
         self.focal_alpha, self.focal_gamma = focal_alpha, focal_gamma
         self.aux_loss = aux_loss
         self.denoiser = denoise
+        self.track_drop, self.track_false_positive = track_drop, track_false_positive
 
     @property
     def denoising(self) -> bool:
@@ -56,39 +77,81 @@ class HeadAdapter:
         """Denoising queries for a training step (None when ``head.denoise.enabled`` is false)."""
         return self.denoiser.make_noise(tracks, num_queries) if self.denoising else None
 
+    def carried_queries(
+        self, assigned: Tensor, present: Tensor, scores: Tensor, detect: int, train: bool
+    ) -> tuple[Tensor, Tensor]:
+        """Which queries of a window go on into the next window of a chain, and the track each follows.
+
+        assigned long[B,N]: each query's track (``compute_loss``'s ``assigned``); present bool[B,K]: the
+        track is in the window; scores float[B,N]: each query's mean existence probability. Every query
+        given a track that is in the window goes on (a track query whose track is gone is let go). In
+        training each is dropped with probability ``track_drop`` (its object must then be found again by
+        a detect query), and with probability ``track_false_positive`` a sample also carries its
+        best-scoring detect query that was given no track, to follow nothing (it must learn to vanish),
+        as MOTR does. Returns (keep bool[B,N], track long[B,N], -1 for none)."""
+        follows = assigned >= 0
+        track = torch.where(follows & torch.gather(present, 1, assigned.clamp(min=0)), assigned, -1)
+        keep = track >= 0
+        if not train:
+            return keep, track
+        keep &= torch.rand(keep.shape, device=keep.device) >= self.track_drop
+        free = ~follows
+        free[:, detect:] = False
+        best = torch.where(free, scores, float("-inf")).argmax(1, keepdim=True)  # [B,1]
+        add = (torch.rand(best.shape, device=keep.device) < self.track_false_positive) & free.any(1, keepdim=True)
+        return keep.scatter(1, best, torch.gather(keep, 1, best) | add), track
+
     def compute_loss(
         self,
         outputs: dict,
         targets: TrackTargets,
         padding_mask: Tensor,
         dn_state: DenoisingState | None = None,
+        carried: CarriedTargets | None = None,
     ) -> dict[str, Tensor]:
-        """Returns {total, cls, bbox, giou, exist, num_matches, num_targets} (scalars), and with
+        """Returns {total, cls, bbox, giou, exist, num_matches, num_targets} (scalars) and ``assigned``
+        long[B, N]: the track each matching query of the final layer was given (-1: none); with
         ``dn_state`` (and ``outputs["dn"]``) also {dn_cls, dn_bbox, dn_giou, dn_exist}.
 
-        Matching and losses run in float32 with autocast off, whatever the training precision."""
+        With ``carried`` (K track queries after the Q detect queries), each track query keeps the
+        track it follows (present or not in this window: where it is not, it must say so), and the detect
+        queries are matched to the other tracks only (MOTR's assignment). Matching and losses run in
+        float32 with autocast off, whatever the training precision."""
         device = outputs["bbox_center"].device
         with torch.autocast(device.type, enabled=False):
-            return self._compute_loss(_float32(outputs), targets, padding_mask, dn_state)
+            return self._compute_loss(_float32(outputs), targets, padding_mask, dn_state, carried)
 
-    def _compute_loss(self, outputs, targets, padding_mask, dn_state) -> dict[str, Tensor]:
+    def _compute_loss(self, outputs, targets, padding_mask, dn_state, carried) -> dict[str, Tensor]:
         device = outputs["bbox_center"].device
         tracks = _at_least_one_track(targets.to(device, non_blocking=True))
         padding_mask = padding_mask.to(device)
         valid_frames = ~padding_mask
         num_targets = (tracks.present & valid_frames[:, :, None]).sum().float()
         normaliser = _mean_over_ranks(num_targets).clamp(min=1.0)
+        batch, frames = padding_mask.shape
+        detect = outputs["cls_logits"].shape[2] - (carried.track.shape[1] if carried is not None else 0)
+        open_tracks = carried.open_tracks(tracks.num_tracks) if carried is not None else None
         layers = self._layers(outputs)
-        levels = [self.matcher.level] * len(layers)
+        matched = [{k: layer[k][:, :, :detect] for k in MATCHED_KEYS} for layer in layers]
+        levels, opened = [self.matcher.level] * len(layers), [open_tracks] * len(layers)
         proposals = outputs.get("enc")
         if proposals is not None:  # the encoder's proposals, matched frame by frame as a dense detector
-            layers, levels = layers + [proposals], levels + ["frame"]
-        matchings = self.matcher.match(layers, tracks, padding_mask, levels)
-        batch, frames = padding_mask.shape
-        per_layer = [
-            self.layer_terms(layer, tracks, valid_frames, m.assignment(batch, frames, layer["cls_logits"].shape[2]), normaliser)
-            for layer, m in zip(layers, matchings, strict=True)
-        ]
+            matched, levels, opened = matched + [proposals], levels + ["frame"], opened + [None]
+        matchings = self.matcher.match(matched, tracks, padding_mask, levels, opened)
+        query_valid = fixed = None
+        if carried is not None:
+            fixed = carried.track[:, None, :].expand(batch, frames, -1)
+            query_valid = torch.cat([torch.ones(batch, detect, dtype=torch.bool, device=device), carried.valid], dim=1)
+        per_layer, assignments = [], []
+        for layer, m in zip(layers, matchings, strict=False):
+            assigned = m.assignment(batch, frames, detect)
+            if fixed is not None:
+                assigned = torch.cat([assigned, fixed], dim=2)
+            assignments.append(assigned[:, 0])
+            per_layer.append(self.layer_terms(layer, tracks, valid_frames, assigned, normaliser, query_valid))
+        if proposals is not None:
+            assigned = matchings[-1].assignment(batch, frames, proposals["cls_logits"].shape[2])
+            per_layer.append(self.layer_terms(proposals, tracks, valid_frames, assigned, normaliser))
         final = per_layer[0]
         losses = {name: final[name] for name in LOSS_TERMS}
         total = self.weighted(final)
@@ -97,7 +160,10 @@ class HeadAdapter:
         if len(per_layer) > 1:
             losses["aux"] = sum(self.weighted(terms) for terms in per_layer[1:])
         total = total + sum(losses[name] for name in GROUP_TERMS if name in losses)
-        losses.update(num_matches=torch.full((), float(len(matchings[0])), device=device), num_targets=num_targets)
+        num_matches = torch.full((), float(len(matchings[0])), device=device)
+        if carried is not None:
+            num_matches = num_matches + (carried.track >= 0).sum()
+        losses.update(num_matches=num_matches, num_targets=num_targets)
         if dn_state is not None:
             if "dn" not in outputs:
                 raise ValueError("dn_state given but the outputs have no 'dn' entry: pass the denoising queries to the model")
@@ -109,7 +175,7 @@ class HeadAdapter:
             ]
             losses.update({f"dn_{name}": sum(t[name] for t in dn_terms) for name in LOSS_TERMS})
             total = total + sum(self.weighted(t) for t in dn_terms)
-        return {"total": total, **losses}
+        return {"total": total, **losses, "assigned": assignments[0]}
 
     def weighted(self, terms: dict[str, Tensor]) -> Tensor:
         """The weighted sum of one layer's terms."""

@@ -7,16 +7,20 @@ from collections.abc import Callable
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from scene_model.data.datamodule import DancetrackDataModule, EvalSplit
 from scene_model.data.types import SceneBatch
 from scene_model.models import SceneModel
-from scene_model.models.scene_model import DenoisingQueries
+from scene_model.models.scene_model import DenoisingQueries, EncodedClip, TrackQueries
+from scene_model.tracking.predictions import prediction_scores
+from scene_model.tracking.sequence_tracker import Carry, Observe, SequenceTracker
 from scene_model.training.checkpoints import check_fits
 from scene_model.training.fast_paths import apply_fast_paths, channels_last_frames
-from scene_model.training.head_adapter import DN_TERMS, GROUP_TERMS, LOSS_TERMS, HeadAdapter
+from scene_model.training.head_adapter import DN_TERMS, GROUP_TERMS, LOSS_TERMS, CarriedTargets, HeadAdapter
 
 
 class SceneModelLightningModule(L.LightningModule):
@@ -62,36 +66,95 @@ class SceneModelLightningModule(L.LightningModule):
         return self
 
     # --- steps ------------------------------------------------------------------------------------
-    def forward(self, batch: SceneBatch, denoising: DenoisingQueries | None = None) -> dict[str, Any]:
-        """The model on one batch of windows (its frames, padding, image sizes and frame numbers), with
-        DINO's ``denoising`` queries in training. Every forward of the project goes through here."""
+    def encode(self, batch: SceneBatch) -> EncodedClip:
+        """The per-frame part of the model (backbone, encoder, proposals) over every frame of ``batch``."""
         frames = channels_last_frames(batch.frames) if self.channels_last else batch.frames
-        return self.model(frames, batch.padding_mask, batch.image_sizes, denoising, batch.frame_indices)
+        return self.model.encode(frames, batch.image_sizes)
+
+    def forward(
+        self, batch: SceneBatch, denoising: DenoisingQueries | None = None, tracks: TrackQueries | None = None
+    ) -> dict[str, Any]:
+        """The model on one batch of windows (its frames, padding, image sizes and frame numbers), with
+        the ``tracks`` carried from the windows before and DINO's ``denoising`` queries in training."""
+        return self.model.decode(self.encode(batch), batch.padding_mask, batch.frame_indices, denoising, tracks)
 
     @torch.no_grad()
-    def predict(self, batch: SceneBatch) -> dict[str, Any]:
+    def predict(self, batch: SceneBatch, tracks: TrackQueries | None = None) -> dict[str, Any]:
         """The prediction call of tracking (validation's tracker, ``train=false``, the tools): ``batch``
-        moved to the module's device, no gradients, and the trainer's precision when one is attached."""
+        (and ``tracks``) moved to the module's device, no gradients, and the trainer's precision when
+        one is attached."""
         batch = batch.to(self.device)
+        if tracks is not None:
+            tracks = TrackQueries(*(x.to(self.device) for x in (tracks.content, tracks.boxes, tracks.padding, tracks.source)))
         try:
             precision = self.trainer.precision_plugin.forward_context()
         except RuntimeError:  # not attached to a Trainer: plain float32
             precision = contextlib.nullcontext()
         with precision:
-            return self(batch)
+            return self(batch, tracks=tracks)
+
+    @property
+    def carry(self) -> Carry | None:
+        """The model's ``carry`` when it has track queries (tracking then carries them from window to
+        window), else None (windows are linked on IoU)."""
+        return self.model.carry if self.model.track_update is not None else None
+
+    def track_split(
+        self,
+        datamodule: DancetrackDataModule,
+        split: EvalSplit,
+        tracker: SequenceTracker,
+        part: tuple[int, int] = (0, 1),
+        observe: Observe | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Track the sequences of ``split`` (those of process ``part`` = (index, count): every count-th)
+        with this model: {sequence: result rows}. Validation, ``train=false`` and the tools track here."""
+        batches = datamodule.eval_windows(split, part, rounds=True)
+        return tracker.track(self.predict, batches, [s.info.name for s in split.sequences[part[0] :: part[1]]], self.carry, observe)
 
     def loss_step(self, batch: SceneBatch, train: bool) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        """Forward and losses of one batch: (loss terms, model outputs). Training, validation, test and
-        the benchmark's plain loop all go through here. Denoising queries (DINO) train only; validation
-        and test losses stay those of the matching queries."""
-        dn_state = self.head_adapter.make_denoising(batch.tracks, self.model.num_queries) if train else None
-        outputs = self(batch, dn_state.queries if dn_state else None)
-        losses = self.head_adapter.compute_loss(outputs, batch.tracks, batch.padding_mask, dn_state)
-        if train and dn_state is None and self.model.label_embed is not None:
+        """Forward and losses of one batch: (loss terms, model outputs of its last window). Training,
+        validation, test and the benchmark's plain loop all go through here. Denoising queries (DINO)
+        train only; validation and test losses stay those of the matching queries.
+
+        A batch of chains (``SceneBatch.window_len``) is encoded once and decoded window by window: the
+        queries that follow a track in one window go on into the next as track queries, supervised on
+        the same track (``HeadAdapter.carried_queries``, ``compute_loss``'s ``carried``); the losses are
+        averaged over the windows."""
+        clip = self.encode(batch)
+        starts = batch.window_starts()
+        tracks, carried, per_window, unused_labels = None, None, [], False
+        for index, start in enumerate(starts):
+            window = batch.window(start) if batch.window_len is not None else batch
+            matching = self.model.num_queries + (tracks.content.shape[1] if tracks is not None else 0)
+            dn_state = self.head_adapter.make_denoising(window.tracks, matching) if train else None
+            unused_labels |= train and dn_state is None
+            outputs = self.model.decode(
+                clip.window(start, window.frames.shape[1]), window.padding_mask, window.frame_indices,
+                dn_state.queries if dn_state else None, tracks,
+            )
+            losses = self.head_adapter.compute_loss(outputs, window.tracks, window.padding_mask, dn_state, carried)
+            per_window.append(losses)
+            if index + 1 < len(starts):
+                tracks, carried = self.carry_in_training(outputs, window, losses["assigned"], train)
+        losses = {k: torch.stack([w[k] for w in per_window]).mean() for k in per_window[0] if k != "assigned"}
+        if unused_labels and self.model.label_embed is not None:
             # A batch without tracks has no denoising queries: keep the label embedding in the graph so
             # that DDP (find_unused_parameters=false) still gets its gradient, zero, from every rank.
             losses["total"] = losses["total"] + 0.0 * self.model.label_embed.weight.sum()
         return losses, outputs
+
+    def carry_in_training(
+        self, outputs: dict[str, Any], window: SceneBatch, assigned: Tensor, train: bool
+    ) -> tuple[TrackQueries, CarriedTargets]:
+        """The track queries a training window hands to the next window of its chain, and their targets."""
+        present = (window.tracks.present & ~window.padding_mask[:, :, None]).any(1)  # [B,K]
+        scores = prediction_scores(outputs).mean(1).detach()  # [B,N]
+        keep, track = self.head_adapter.carried_queries(assigned, present, scores, self.model.num_queries, train)
+        last = torch.full((len(window),), window.frames.shape[1] - 1, dtype=torch.long, device=assigned.device)
+        tracks = self.model.carry(outputs, last, keep)
+        followed = torch.where(tracks.padding, -1, torch.gather(track, 1, tracks.source))
+        return tracks, CarriedTargets(followed, ~tracks.padding)
 
     def _logged_step(self, batch: SceneBatch, stage: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
         losses, outputs = self.loss_step(batch, train=stage == "train")

@@ -107,33 +107,51 @@ class HungarianMatcher:
 
     @torch.no_grad()
     def cost_matrix(self, outputs: dict, tracks: TrackTargets, padding_mask: Tensor) -> Tensor:
-        """Track-level cost float[B, Q, K]: per-frame costs summed over frames where the track is present."""
-        counted = (tracks.present & ~padding_mask[:, :, None])[:, :, None, :]  # [B,T,1,K]
-        return torch.where(counted, self.frame_costs(outputs, tracks), 0.0).sum(dim=1)
+        """Track-level cost float[B, Q, K]: per-frame costs summed over the frames where the track is
+        present (and the frame is not padded)."""
+        return self._track_costs(outputs, tracks, tracks.present & ~padding_mask[:, :, None])
+
+    def _track_costs(self, outputs: dict, tracks: TrackTargets, counted: Tensor) -> Tensor:
+        return torch.where(counted[:, :, None, :], self.frame_costs(outputs, tracks), 0.0).sum(dim=1)
 
     def match(
-        self, layers: Sequence[dict], tracks: TrackTargets, padding_mask: Tensor, levels: Sequence[str] | None = None
+        self,
+        layers: Sequence[dict],
+        tracks: TrackTargets,
+        padding_mask: Tensor,
+        levels: Sequence[str] | None = None,
+        open_tracks: Sequence[Tensor | None] | None = None,
     ) -> list[Matching]:
         """One Matching per entry of ``layers`` (decoder layers' outputs), with one device-to-host copy.
 
         ``levels``: the matching level of each layer (default: ``self.level`` for all), so that frame-level
-        layers (e.g. the encoder's proposals) share the step's one copy with the track-level ones."""
+        layers (e.g. the encoder's proposals) share the step's one copy with the track-level ones.
+        ``open_tracks``: per layer, bool[B,K] the tracks its queries may be matched to (None: every
+        track; tracks that carried queries follow are closed to the detect queries)."""
         levels = list(levels) if levels is not None else [self.level] * len(layers)
+        open_tracks = list(open_tracks) if open_tracks is not None else [None] * len(layers)
         device = layers[0]["bbox_center"].device
         tracks = tracks.to(device)
         padding_mask = padding_mask.to(device)
-        counted = tracks.present & ~padding_mask[:, :, None]  # [B,T,K]
+        present = tracks.present & ~padding_mask[:, :, None]  # [B,T,K]
+        counted = [present if mask is None else present & mask[:, None, :] for mask in open_tracks]
         costs = [
-            self.cost_matrix(layer, tracks, padding_mask) if level == "track" else self.frame_costs(layer, tracks)
-            for layer, level in zip(layers, levels, strict=True)
+            self._track_costs(layer, tracks, seen) if level == "track" else self.frame_costs(layer, tracks)
+            for layer, level, seen in zip(layers, levels, counted, strict=True)
         ]
-        # The step's one sync: every layer's costs and the presence table in a single copy.
-        host = torch.cat([c.flatten() for c in costs] + [counted.flatten().to(costs[0].dtype)]).cpu().numpy()
-        ends = np.cumsum([c.numel() for c in costs])
-        host_counted = host[ends[-1] :].reshape(counted.shape) > 0
+        # The step's one sync: every layer's costs and presence tables in a single copy.
+        tables = [c.flatten() for c in costs] + [seen.flatten().to(costs[0].dtype) for seen in counted]
+        host = torch.cat(tables).cpu().numpy()
+        ends = np.cumsum([t.numel() for t in tables])
+        starts = ends - np.array([t.numel() for t in tables])
+        count = len(costs)
         pairs = [
-            self._solve(host[end - cost.numel() : end].reshape(cost.shape), host_counted, level)
-            for cost, end, level in zip(costs, ends, levels, strict=True)
+            self._solve(
+                host[starts[i] : ends[i]].reshape(costs[i].shape),
+                host[starts[count + i] : ends[count + i]].reshape(counted[i].shape) > 0,
+                levels[i],
+            )
+            for i in range(count)
         ]
         return self._to_device(pairs, device, levels)
 

@@ -31,7 +31,6 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_warn
 from torchvision.ops import box_convert
 
 from scene_model.data.types import SceneBatch
@@ -41,7 +40,7 @@ from scene_model.tracking.diagnostics import HISTOGRAM_BINS, DetectionDiagnostic
 from scene_model.tracking.drawing import add_caption, render_tracks, to_uint8
 from scene_model.tracking.mot_results import write_results, zip_results
 from scene_model.tracking.options import TrackerOptions
-from scene_model.tracking.predictions import WindowPrediction, window_predictions
+from scene_model.tracking.predictions import WindowPrediction
 from scene_model.tracking.sequence_tracker import SequenceTracker, check_overlap
 from scene_model.tracking.trackeval_metrics import HEADLINE, MotEvaluation, evaluate_mot
 from scene_model.training.callbacks.visualization import logged_step, publish_grid
@@ -72,9 +71,6 @@ class TrackingEvaluator(L.Callback):
         self.viz_dir = Path(viz_dir) if viz_dir else None
         self.diagnose = diagnostics
         self.min_height = min_height
-        self.windows: list[WindowPrediction] | None = None  # collected during a validation that is scored
-        self.picture: PictureFrames | None = None
-        self.diagnostics: DetectionDiagnostics | None = None
         self.diagnostics_seconds = 0.0  # host time spent on the diagnostics in the last scored validation
 
     def should_run(self, trainer: L.Trainer) -> bool:
@@ -94,49 +90,35 @@ class TrackingEvaluator(L.Callback):
         if validates and (stage == "validate" or (stage == "fit" and self.every_n_epochs > 0)):
             check_overlap(trainer.datamodule.clip_len, trainer.datamodule.val_stride)
 
-    # --- collecting the validation loop's predictions ---------------------------------------------
-    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.windows, self.picture, self.diagnostics = None, None, None
+    # --- tracking the validation split ------------------------------------------------------------
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.should_run(trainer):
             return
-        self.windows = []
         self.diagnostics_seconds = 0.0
-        if self.diagnose:
-            self.diagnostics = DetectionDiagnostics(self.start_threshold)
-        first = trainer.datamodule.eval_split().sequences[0].info
-        frames = np.unique(np.linspace(1, first.length, max(self.viz_frames, 0)).round().astype(int))
+        datamodule = trainer.datamodule
+        split = datamodule.eval_split()
+        diagnostics = DetectionDiagnostics(self.start_threshold) if self.diagnose else None
+        picture = None
         if self.viz_frames > 0:
-            datamodule = trainer.datamodule
-            self.picture = PictureFrames(first.name, set(frames.tolist()), datamodule.mean, datamodule.std)
+            first = split.sequences[0].info
+            frames = np.unique(np.linspace(1, first.length, self.viz_frames).round().astype(int))
+            picture = PictureFrames(first.name, set(frames.tolist()), datamodule.mean, datamodule.std)
 
-    def on_validation_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: SceneBatch, batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        if self.windows is None:
-            return
-        windows = window_predictions(outputs["outputs"], batch)
-        self.windows += windows
-        if self.diagnostics is not None:
-            started = time.perf_counter()
-            self.diagnostics.add_batch(windows, batch)
-            self.diagnostics_seconds += time.perf_counter() - started
-        if self.picture is not None:
-            self.picture.take(batch)
+        def observe(batch: SceneBatch, windows: list[WindowPrediction]) -> None:
+            if diagnostics is not None:
+                started = time.perf_counter()
+                diagnostics.add_batch(windows, batch)
+                self.diagnostics_seconds += time.perf_counter() - started
+            if picture is not None:
+                picture.take(batch)
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.windows is None:
-            return
-        shares = all_shares(trainer, (self.windows, self.picture, self.diagnostics))
-        self.windows, self.picture, self.diagnostics = None, None, None
-        windows = [w for share_windows, _, _ in shares for w in share_windows]
+        part = (trainer.global_rank, trainer.world_size)
+        shares = all_shares(trainer, (pl_module.track_split(datamodule, split, self.tracker, part, observe), picture, diagnostics))
+        results = {name: rows for share, _, _ in shares for name, rows in share.items()}
         picture = PictureFrames.merge([p for _, p, _ in shares if p is not None])
         diagnostics = DetectionDiagnostics.merge([d for _, _, d in shares]) if self.diagnose else None
-        split = trainer.datamodule.eval_split()
         metrics, diagnosed = None, None
         if trainer.is_global_zero:
-            check_coverage(windows, split.lengths)
-            results = self.tracker.link(windows, list(split.lengths))
             evaluation, diagnosed = self.score(split.name, results, split.lengths, split.directory, diagnostics)
             metrics = evaluation.combined
             if diagnostics is not None:
@@ -198,11 +180,10 @@ class TrackingEvaluator(L.Callback):
             split = trainer.datamodule.eval_split(self.submit_split, require_gt=False)
         except DataFormatError as err:
             raise ConfigError(f"eval.submit_split={self.submit_split} (null to skip): {err}") from None
-        loader = trainer.datamodule.eval_windows(split, part=(trainer.global_rank, trainer.world_size))
-        windows = [w for batch in loader for w in window_predictions(pl_module.predict(batch), batch)]
-        windows = [w for share in all_shares(trainer, windows) for w in share]
+        part = (trainer.global_rank, trainer.world_size)
+        shares = all_shares(trainer, pl_module.track_split(trainer.datamodule, split, self.tracker, part))
         if trainer.is_global_zero:
-            results = self.tracker.link(windows, list(split.lengths))
+            results = {name: rows for share in shares for name, rows in share.items()}
             results_dir = write_results(self.output_dir / self.submit_split, results)
             archive = zip_results(results_dir)
             log.info(f"tracking {self.submit_split}: results for submission in {results_dir} and {archive}")
@@ -288,17 +269,3 @@ def all_shares(trainer: L.Trainer, share: Any) -> list[Any]:
     shares: list[Any] = [None] * trainer.world_size
     dist.all_gather_object(shares, share)
     return shares
-
-
-def check_coverage(windows: list[WindowPrediction], lengths: dict[str, int]) -> None:
-    """Warn when validation did not see every frame (``trainer.limit_val_batches``): the frames it did
-    not see count as missed."""
-    seen = {name: set() for name in lengths}
-    for window in windows:
-        seen.setdefault(window.sequence, set()).update(window.frames.tolist())
-    missing = sum(length - len(seen[name]) for name, length in lengths.items())
-    if missing:
-        rank_zero_warn(
-            f"tracking evaluation: validation saw {sum(lengths.values()) - missing} of {sum(lengths.values())} frames "
-            "(trainer.limit_val_batches); the frames it did not see count as missed in val/track/HOTA and the others"
-        )
