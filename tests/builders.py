@@ -44,7 +44,7 @@ def construct(node: Any) -> Any:
 
 def datamodule(root: str | Path, **changes: Any) -> Any:
     """DancetrackDataModule over ``root`` without synthetic generation and loader workers."""
-    return build("data", root=str(root), synthetic=None, num_workers=0, **changes)
+    return build("data", **{"root": str(root), "synthetic": None, "num_workers": 0, **changes})
 
 
 def tiny_model(backbone: dict | None = None, **changes: Any) -> Any:

@@ -113,7 +113,7 @@ def test_class_ids_map_to_labels(tmp_path):
 
 
 def test_a_training_chain_is_windows_that_share_their_last_and_first_frame(tiny_root):
-    dm = make_datamodule(tiny_root, clip_len=3, chain_len=3, max_interval=1, train_sizes=[64], batch_size=2)
+    dm = make_datamodule(tiny_root, clip_len=3, chain_len=3, max_interval=1, train_stride=1, train_sizes=[64], batch_size=2)
     dm.setup("fit")
     dataset = dm.datasets["train"]
     assert dataset.frame_numbers(0).tolist() == [1, 2, 3, 4, 5, 6, 7]
@@ -138,3 +138,29 @@ def test_round_batches_hold_different_sequences_and_keep_each_in_order():
     for batch in batches:
         assert len({int(seq_index[i]) for i in batch}) == len(batch)
     assert len(RoundBatches(seq_index, batch_size=2)) == 5
+
+
+def test_other_generator_seeds_add_training_sequences_and_leave_val_alone(tmp_path):
+    from scene_model.data.synthetic import SyntheticSpec, ensure_synthetic
+    from tests.builders import synthetic_spec
+
+    spec = synthetic_spec(num_train=1, num_val=1, num_test=0, num_frames=8, sizes=[[96, 54]], seed=5)
+    dm = make_datamodule(tmp_path / "set", synthetic=spec, train_seeds=[6, 7], clip_len=3, train_sizes=[32], eval_size=32)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm.datasets["train"].sequences) == 3 and len(dm.datasets["val"].sequences) == 1
+    extra = tmp_path / "set_train_seed6"
+    assert sorted(p.name for p in extra.iterdir()) == ["synthetic.json", "train", "train_seqmap.txt"]  # no val, no test
+    # The extra train sequence is the one the whole data set of seed 6 holds.
+    whole = ensure_synthetic(tmp_path / "whole6", SyntheticSpec.from_dict({**spec, "seed": 6}))
+    assert (whole / "train" / "synth0001" / "gt" / "gt.txt").read_text() == (extra / "train" / "synth0001" / "gt" / "gt.txt").read_text()
+    with pytest.raises(Exception, match="data.train_seeds"):
+        make_datamodule(tmp_path / "set", train_seeds=[6])
+
+
+def test_training_windows_start_anywhere_in_their_stride(tiny_root):
+    dm = make_datamodule(tiny_root, clip_len=3, max_interval=1, train_stride=4, train_sizes=[64])
+    dm.setup("fit")
+    torch.manual_seed(0)
+    starts = {int(dm.datasets["train"].frame_numbers(1)[0]) for _ in range(60)}
+    assert starts == {5, 6, 7, 8}

@@ -18,7 +18,7 @@ from scene_model.data.mot_format import list_sequences
 from scene_model.data.synthetic import SyntheticSpec, ensure_synthetic
 from scene_model.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 from scene_model.data.types import SceneBatch
-from scene_model.errors import DataFormatError
+from scene_model.errors import ConfigError, DataFormatError
 
 
 class RoundBatches(Sampler[list[int]]):
@@ -74,6 +74,7 @@ class DancetrackDataModule(L.LightningDataModule):
         self,
         root: str,
         synthetic: dict | None,
+        train_seeds: Sequence[int],
         clip_len: int,
         chain_len: int,
         max_interval: int,
@@ -102,6 +103,9 @@ class DancetrackDataModule(L.LightningDataModule):
         super().__init__()
         self.root = Path(root)
         self.synthetic = dict(synthetic) if synthetic else None
+        self.train_seeds = [int(seed) for seed in train_seeds]
+        if self.train_seeds and self.synthetic is None:
+            raise ConfigError("data.train_seeds adds the train splits of other synthetic generator seeds: it needs data.synthetic")
         self.clip_len = clip_len
         self.chain_len = chain_len
         self.max_interval = max_interval
@@ -128,25 +132,37 @@ class DancetrackDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         if self.synthetic is not None:
             ensure_synthetic(self.root, SyntheticSpec.from_dict(self.synthetic))
+            for seed, root in zip(self.train_seeds, self.train_roots()[1:], strict=True):
+                ensure_synthetic(root, SyntheticSpec.from_dict({**self.synthetic, "seed": seed}), splits=("train",))
 
-    def load_split(self, split: str, require_gt: bool = True, require_boxes: bool = False) -> list[SequenceRecord]:
-        """Every sequence of a split (seqmap order when there is one), with a one-line summary.
+    def train_roots(self) -> list[Path]:
+        """The data sets whose train split is trained on: ``root``, then for every ``train_seeds`` seed
+        the train split of that synthetic generator seed, kept beside it as ``<root>_train_seed<N>``
+        (more training sequences; the val split stays ``root``'s)."""
+        return [self.root] + [self.root.with_name(f"{self.root.name}_train_seed{seed}") for seed in self.train_seeds]
+
+    def load_split(
+        self, split: str, require_gt: bool = True, require_boxes: bool = False, root: Path | None = None
+    ) -> list[SequenceRecord]:
+        """Every sequence of a split of ``root`` (default: ``data.root``; seqmap order when there is one),
+        with a one-line summary.
 
         A sequence whose gt.txt holds no box to train on (empty, or none of ``class_ids``) is named in a
         warning; with ``require_boxes`` (the training split) a split without a single box is an error.
         """
-        records = [SequenceRecord.load(d, require_gt, self.class_ids) for d in list_sequences(self.root, split)]
+        root = self.root if root is None else Path(root)
+        records = [SequenceRecord.load(d, require_gt, self.class_ids) for d in list_sequences(root, split)]
         with_gt = [r.gt for r in records if r.gt is not None]
         for record in records:
             if record.gt is not None and len(record.gt) == 0:
                 rank_zero_warn(f"{record.info.gt_path} holds no box of data.class_ids={list(self.class_ids)}")
         if require_boxes and not any(len(g) for g in with_gt):
             raise DataFormatError(
-                f"{self.root / split}: no sequence holds a box of data.class_ids={list(self.class_ids)} to train on "
+                f"{root / split}: no sequence holds a box of data.class_ids={list(self.class_ids)} to train on "
                 "(every gt/gt.txt is empty, or none of its rows has such a class and mark 1)"
             )
         rank_zero_info(
-            f"{self.root / split}: {len(records)} sequences, {sum(r.info.length for r in records)} frames, "
+            f"{root / split}: {len(records)} sequences, {sum(r.info.length for r in records)} frames, "
             f"{sum(len(g) for g in with_gt)} boxes"
             + (f", {sum(g.num_dropped for g in with_gt)} of zero or negative size dropped" if with_gt else ", no gt")
         )
@@ -154,8 +170,9 @@ class DancetrackDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and "train" not in self.datasets:
+            records = [r for root in self.train_roots() for r in self.load_split(self.splits["train"], require_boxes=True, root=root)]
             self.datasets["train"] = ClipDataset(
-                self.load_split(self.splits["train"], require_boxes=True), self.clip_len, self.train_transform, train=True,
+                records, self.clip_len, self.train_transform, train=True,
                 max_interval=self.max_interval, stride=self.train_stride, skip_bad_frames=self.skip_bad_frames,
                 chain_len=self.chain_len,
             )

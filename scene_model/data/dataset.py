@@ -104,6 +104,7 @@ class ClipDataset(Dataset):
         self.transform = transform
         self.train = train
         self.max_interval = max(1, int(max_interval)) if train else 1
+        self.stride = max(1, int(stride))
         self.skip_bad_frames = skip_bad_frames
         seq_index, starts = [], []
         for i, record in enumerate(sequences):
@@ -120,9 +121,13 @@ class ClipDataset(Dataset):
         return len(self.starts)
 
     def frame_numbers(self, index: int) -> np.ndarray:
-        """1-based frame numbers of window ``index`` (random interval in training)."""
+        """1-based frame numbers of window ``index`` (in training: a random start within the window's
+        ``stride`` frames, and a random interval)."""
         record = self.sequences[self.seq_index[index]]
         start = int(self.starts[index])
+        if self.train and self.stride > 1:
+            last_start = max(1, record.info.length - self.clip_len + 1)
+            start = min(start + int(torch.randint(0, self.stride, ())), last_start)
         interval = 1
         if self.max_interval > 1 and self.clip_len > 1:
             interval = int(torch.randint(1, self.max_interval + 1, ()))
