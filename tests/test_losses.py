@@ -171,6 +171,10 @@ def test_track_queries_keep_their_track_and_detect_queries_take_the_others():
     assert assigned[:, 6].tolist() == [0, 0] and assigned[:, 7].tolist() == [-1, -1]
     assert 0 not in assigned[:, :6].tolist()[0] and 0 not in assigned[:, :6].tolist()[1]
     assert losses["num_matches"] == tracks.valid.sum()  # every track once: two by track queries, the rest by detect ones
+    head = adapter()
+    head.track_exclusive = False  # detect queries take every track, followed or not
+    shared = head.compute_loss(out, tracks, torch.zeros(2, 3, dtype=torch.bool), carried=carried)["assigned"]
+    assert shared[:, 1].tolist() == [0, 0] and shared[:, 6].tolist() == [0, 0]
 
 
 def test_carried_queries_in_training_follow_present_tracks_drop_some_and_add_a_false_one():

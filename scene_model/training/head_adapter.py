@@ -59,6 +59,7 @@ class HeadAdapter:
         denoise: DinoDenoiser | None,
         track_drop: float,
         track_false_positive: float,
+        track_exclusive: bool,
     ) -> None:
         self.matcher = matcher
         self.weights = dict(weights)
@@ -68,6 +69,7 @@ class HeadAdapter:
         self.aux_loss = aux_loss
         self.denoiser = denoise
         self.track_drop, self.track_false_positive = track_drop, track_false_positive
+        self.track_exclusive = track_exclusive
 
     @property
     def denoising(self) -> bool:
@@ -114,9 +116,11 @@ class HeadAdapter:
         ``dn_state`` (and ``outputs["dn"]``) also {dn_cls, dn_bbox, dn_giou, dn_exist}.
 
         With ``carried`` (K track queries after the Q detect queries), each track query keeps the
-        track it follows (present or not in this window: where it is not, it must say so), and the detect
-        queries are matched to the other tracks only (MOTR's assignment). Matching and losses run in
-        float32 with autocast off, whatever the training precision."""
+        track it follows (present or not in this window: where it is not, it must say so); with
+        ``track_exclusive`` the detect queries are matched to the other tracks only (MOTR's assignment:
+        a detect query on a followed object must say "nothing"), else to every track, as in a window
+        without track queries (the tracker then drops a detect query that repeats a track query).
+        Matching and losses run in float32 with autocast off, whatever the training precision."""
         device = outputs["bbox_center"].device
         with torch.autocast(device.type, enabled=False):
             return self._compute_loss(_float32(outputs), targets, padding_mask, dn_state, carried)
@@ -130,7 +134,7 @@ class HeadAdapter:
         normaliser = _mean_over_ranks(num_targets).clamp(min=1.0)
         batch, frames = padding_mask.shape
         detect = outputs["cls_logits"].shape[2] - (carried.track.shape[1] if carried is not None else 0)
-        open_tracks = carried.open_tracks(tracks.num_tracks) if carried is not None else None
+        open_tracks = carried.open_tracks(tracks.num_tracks) if carried is not None and self.track_exclusive else None
         layers = self._layers(outputs)
         matched = [{k: layer[k][:, :, :detect] for k in MATCHED_KEYS} for layer in layers]
         levels, opened = [self.matcher.level] * len(layers), [open_tracks] * len(layers)
