@@ -91,3 +91,27 @@ def write_atomically(
 
 def write_text_atomically(path: str | os.PathLike, text: str, what: str = "") -> Path:
     return write_atomically(path, lambda partial: partial.write_text(text), what)
+
+
+PROBE_BYTES = 4096  # one block: an empty file still fits on a full disk, a block does not
+
+
+def writable_dir(path: str | os.PathLike, what: str = "", error: type[SceneModelError] = OutputError) -> Path:
+    """Create the folder ``path`` (and its parents) and write, flush and remove a probe file in it, so that
+    a folder that cannot be written (a file of that name, a read-only or full disk, no permission) is
+    found before the work whose results go there, as ``error('cannot write <what> <path>: <cause>')``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise error(f"cannot write {what + ' ' if what else ''}{path}: it is a file, not a folder")
+    probe = path / f".probe-{os.getpid()}"
+    with writing(path, what, error):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with open(probe, "wb") as handle:
+                handle.write(bytes(PROBE_BYTES))
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink(missing_ok=True)
+    return path

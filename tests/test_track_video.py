@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import av
@@ -17,16 +18,18 @@ from scene_model.data.collate import collate_tracking
 from scene_model.data.dataset import ClipDataset, SequenceRecord
 from scene_model.data.decode import FrameGeometry
 from scene_model.data.transforms import ClipTransform
-from scene_model.data.video import open_source
+from scene_model.data.video import ShortVideoError, ShortVideoWarning, open_source
 from scene_model.errors import CheckpointError
 from scene_model.tools.track import main as track_main
 from scene_model.tracking import SequenceTracker, TrackerOptions
 from scene_model.tracking.mot_results import format_rows
 from scene_model.tracking.stream import stream_windows
+from scene_model.tracking.track_source import track_source
 from scene_model.tracking.video_output import VideoWriter
 from scene_model.training.run import train
 from scene_model.training.trained import load_trained
 from tests.conftest import REPO, compose_config, tiny_overrides
+from tests.test_reliability_faults import remount_read_only, small_tmpfs  # noqa: F401  (a fixture)
 
 FPS = 20
 TRACKER = ["eval.tracker.start_threshold=0.0", "eval.tracker.keep_threshold=0.0"]  # every query writes: much to compare
@@ -38,6 +41,34 @@ def encode(frames: list[Path], path: Path) -> Path:
         for frame in frames:
             writer.write(np.asarray(Image.open(frame).convert("RGB")))
     return path
+
+
+def faststart_mp4(path: Path, frames: int, size: tuple[int, int] = (64, 48)) -> Path:
+    """An H.264 mp4 of noise frames with its index (moov) at the front, as streaming sites write them:
+    a cut copy still opens and states the full frame count."""
+    width, height = size
+    noise = np.random.default_rng(0)
+    with av.open(str(path), "w", format="mp4", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for _ in range(frames):
+            pixels = noise.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def cut_in_half(path: Path, to: Path) -> Path:
+    to.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return to
+
+
+def cut_after_packet(path: Path, packets: int, to: Path) -> Path:
+    """The file up to the end of its ``packets``-th frame: the stream ends cleanly there, no decoding error."""
+    with av.open(str(path)) as container:
+        ends = sorted(p.pos + p.size for p in container.demux(video=0) if p.size)
+    to.write_bytes(path.read_bytes()[: ends[packets - 1]])
+    return to
 
 
 def decoded_frames(path: Path) -> list[np.ndarray]:
@@ -243,3 +274,85 @@ def test_folder_source_reads_seqinfo_and_rejects_another_size(tmp_path):
     assert next(frames).shape == (15, 20, 3)
     with pytest.raises(Exception, match=r"b.png is 40x32, the first image a.png 40x30"):
         next(frames)
+
+
+# --- hostile inputs ------------------------------------------------------------------------------
+def test_a_cut_video_stops_at_the_frame_that_does_not_decode_unless_short_is_allowed(tmp_path):
+    whole = faststart_mp4(tmp_path / "whole.mp4", 16)
+    assert len(list(open_source(whole).frames())) == 16
+    half = cut_in_half(whole, tmp_path / "half.mp4")
+    assert open_source(half).info.num_frames == 16  # the index at the front still states them all
+    with pytest.raises(ShortVideoError, match=rf"^{half}: decoding stopped at frame (\d+) \(Invalid data found when "
+                                              rf"processing input\) after \d+ of the 16 frames its container states; "
+                                              rf"the file is cut short or damaged$") as raised:
+        list(open_source(half).frames())
+    stopped = int(raised.value.args[0].split("frame ")[1].split(" ")[0])
+    assert 1 < stopped < 16
+    with pytest.warns(ShortVideoWarning, match=rf"after {stopped - 1} of the 16 frames .*; tracking those {stopped - 1}$"):
+        assert len(list(open_source(half, allow_short=True).frames())) == stopped - 1
+
+    # Cut between two frames the decoder sees no error: the count the container states tells.
+    nine = cut_after_packet(whole, 9, tmp_path / "nine.mp4")
+    with pytest.raises(ShortVideoError, match=rf"^{nine}: the video ends after 9 of the 16 frames its container states;"):
+        list(open_source(nine).frames())
+    with pytest.warns(ShortVideoWarning, match="the video ends after 9 of the 16 frames"):
+        assert len(list(open_source(nine, allow_short=True).frames())) == 9
+
+
+def test_track_refuses_a_cut_video_keeps_earlier_results_and_tracks_it_when_allowed(trained, tmp_path, capsys):
+    half = cut_in_half(faststart_mp4(tmp_path / "whole.mp4", 16), tmp_path / "clip.mp4")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "clip.txt").write_text("1,1,0,0,1,1,1,-1,-1,-1\n")
+    done = track_here(capsys, half, "--ckpt", trained, "--out", out)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"ShortVideoError: {half}: decoding stopped at frame ") and last.endswith(
+        "of the 16 frames its container states; the file is cut short or damaged; --allow-short tracks the frames decoded"), last
+    assert (out / "clip.txt").read_text() == "1,1,0,0,1,1,1,-1,-1,-1\n" and not (out / "clip.mp4").exists()
+
+    done = track_here(capsys, half, "--ckpt", trained, "--out", out, "--allow-short")
+    assert done.returncode == 0, done.stderr
+    decoded = int(last.split(" after ")[1].split(" ")[0])
+    warned = [line for line in done.stderr.replace("\r", "\n").splitlines() if line.startswith("ShortVideoWarning: ")]
+    assert len(warned) == 1 and warned[0].endswith(f"after {decoded} of the 16 frames its container states; tracking those {decoded}")
+    assert done.stdout.startswith(f"clip: {decoded} frames, ")
+    assert len(decoded_frames(out / "clip.mp4")) == decoded
+
+
+def test_track_source_counts_frames_without_a_progress_bar(trained, tmp_path):
+    run = load_trained(trained, "cpu")
+    tracker = SequenceTracker(TrackerOptions.from_mapping(run.cfg.eval.tracker))
+    source = open_source(faststart_mp4(tmp_path / "clip.mp4", 7))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        done = track_source(source, run.module.predict, run.datamodule, tracker, tmp_path / "out", video=False, progress=False)
+    assert done.frames == 7 and done.results.is_file()
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file", "read-only", "full"])
+def test_an_output_folder_that_cannot_be_written_is_found_before_the_checkpoint_is_read(where, tmp_path, request, capsys):
+    """The checkpoint does not exist: the one line is about the output folder, so it came first."""
+    video = faststart_mp4(tmp_path / "clip.mp4", 2)
+    out, cause = {
+        "a file": (tmp_path / "clip.mp4", "it is a file, not a folder"),
+        "under a file": (tmp_path / "clip.mp4" / "tracks", "Not a directory"),
+        "read-only": ("read-only", "Read-only file system"),
+        "full": ("full", "No space left on device"),
+    }[where]
+    if out in ("read-only", "full"):
+        disk = request.getfixturevalue("small_tmpfs")
+        (disk / "earlier").mkdir()
+        (disk / "earlier" / "clip.txt").write_text("kept\n")
+        if out == "full":
+            with open(disk / "filler", "wb") as filler, pytest.raises(OSError, match="No space left"):
+                filler.write(bytes(2 << 20))  # 2 MiB on the 1 MiB disk
+        else:
+            remount_read_only(disk)
+        out = disk / "earlier" / "new"
+    done = track_here(capsys, video, "--ckpt", tmp_path / "missing.ckpt", "--out", out, "--device", "cpu")
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"OutputError: cannot write output folder {out}: {cause}"
+    assert not list(out.parent.glob(".probe-*"))
+    if where in ("read-only", "full"):
+        assert (out.parent / "clip.txt").read_text() == "kept\n"

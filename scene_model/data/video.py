@@ -4,10 +4,16 @@
 the container knows it) and ``frames(geometry)``, a fresh pass over the frames, decoded one by one
 and resized to the evaluation size (or left at their own size), so that memory does not grow with
 the length of the source. Errors name the file (and the frame).
+
+A video that ends before the frame count its container states (a file cut short by an interrupted
+copy or download) is an error, ``ShortVideoError``, whether the decoder fails on the cut frame or the
+stream just ends there; with ``allow_short`` the frames decoded so far are the video, and a
+``ShortVideoWarning`` gives both counts.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -28,6 +34,14 @@ DEFAULT_FPS = Fraction(25)
 
 class NotAVideoError(DataFormatError):
     """A source that is neither a video FFmpeg can decode nor a folder of images."""
+
+
+class ShortVideoError(UnreadableFrameError):
+    """A video whose frames end (or stop decoding) before the frame count its container states."""
+
+
+class ShortVideoWarning(UserWarning):
+    """A video shorter than its container states, accepted with ``allow_short``."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +65,12 @@ class FrameSource:
 
 
 class VideoFile(FrameSource):
-    def __init__(self, path: Path) -> None:
+    """A video file; ``allow_short``: a video that ends or stops decoding before the frame count of its
+    container is the frames decoded up to there (with a ``ShortVideoWarning``), not an error."""
+
+    def __init__(self, path: Path, allow_short: bool = False) -> None:
         self.path = Path(path)
+        self.allow_short = allow_short
         try:
             with av.open(str(self.path)) as container:
                 if not container.streams.video:
@@ -67,11 +85,13 @@ class VideoFile(FrameSource):
             raise NotAVideoError(f"{self.path}: its video stream has no frame size")
 
     def frames(self, geometry: FrameGeometry | None = None) -> Iterator[np.ndarray]:
-        number = 0
+        number, failure = 0, None
         try:
             with av.open(str(self.path)) as container:
                 stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
+                # Slice threads only: FFmpeg's frame threads drop the error of a frame that does not decode
+                # (a cut file then just ends, as if complete).
+                stream.thread_type = "SLICE"
                 for frame in container.decode(stream):
                     number += 1
                     if (frame.width, frame.height) != (self.info.width, self.info.height):
@@ -84,9 +104,23 @@ class VideoFile(FrameSource):
                     else:
                         yield fit_image(frame.to_image(), geometry)
         except av.FFmpegError as err:
-            raise UnreadableFrameError(
-                f"{self.path}: frame {number + 1} cannot be decoded ({err.strerror or err})"
-            ) from None
+            failure = err.strerror or str(err)
+        self._check_end(number, failure)
+
+    def _check_end(self, decoded: int, failure: str | None) -> None:
+        """After the last frame decoded: a decoding error, or fewer frames than the container states, is
+        ``ShortVideoError`` (a ``ShortVideoWarning`` with ``allow_short``)."""
+        stated = self.info.num_frames
+        if failure is None and (stated is None or decoded >= stated):
+            return
+        counts = f"{decoded} of the {stated} frames its container states" if stated else f"{decoded} frames"
+        if failure is not None:
+            message = f"{self.path}: decoding stopped at frame {decoded + 1} ({failure}) after {counts}"
+        else:
+            message = f"{self.path}: the video ends after {counts}"
+        if not self.allow_short:
+            raise ShortVideoError(f"{message}; the file is cut short or damaged")
+        warnings.warn(f"{message}; tracking those {decoded}", ShortVideoWarning, stacklevel=3)
 
 
 class ImageFolder(FrameSource):
@@ -128,11 +162,12 @@ class ImageFolder(FrameSource):
                 ) from None
 
 
-def open_source(path: str | Path, fps: float | None = None) -> FrameSource:
-    """A video file or a folder of images; ``fps`` sets a folder's frame rate (default: its seqinfo.ini, else 25)."""
+def open_source(path: str | Path, fps: float | None = None, allow_short: bool = False) -> FrameSource:
+    """A video file or a folder of images; ``fps`` sets a folder's frame rate (default: its seqinfo.ini, else 25);
+    ``allow_short``: a video shorter than its container states is tracked as far as it decodes (see ``VideoFile``)."""
     path = Path(path)
     if path.is_dir():
         return ImageFolder(path, Fraction(fps).limit_denominator(1001) if fps else None)
     if not path.is_file():
         raise NotAVideoError(f"{path} does not exist; give a video file ({', '.join(VIDEO_SUFFIXES)}) or a folder of images")
-    return VideoFile(path)
+    return VideoFile(path, allow_short)

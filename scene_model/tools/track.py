@@ -7,21 +7,28 @@ run (``data.clip_len``, ``data.eval_size``, ``eval.tracker``), so the video is t
 validation tracks a sequence; the tracker flags override the run's options. Writes ``OUT/<name>.txt``
 (MOTChallenge rows in the source's pixels) and ``OUT/<name>.mp4`` (the source's frames with each
 track's boxes in its colour and labelled with its id, same frame count and rate).
+
+A mistake or a damaged input ends the command with one line on stderr naming it and exit status 1;
+result files of an earlier run stay as they were. The output folder is checked before the
+checkpoint is loaded; a video that ends or stops decoding before the frame count its container states
+is an error unless ``--allow-short``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
-from scene_model.data.video import open_source
+from scene_model.data.video import ShortVideoError, ShortVideoWarning, open_source
 from scene_model.errors import ConfigError, SceneModelError
 from scene_model.tracking.options import TrackerOptions, add_tracker_flags, flag_values
 from scene_model.tracking.sequence_tracker import SequenceTracker
-from scene_model.tracking.track_source import TrackedSource, track_source
+from scene_model.tracking.track_source import TrackedSource, check_output_dir, track_source
 from scene_model.training.trained import load_trained
 
 
@@ -33,26 +40,49 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--fps", type=float, default=None, help="frame rate of a folder of images (default: seqinfo.ini, else 25)")
     parser.add_argument("--no-video", action="store_true", help="write the result file only")
+    parser.add_argument("--allow-short", action="store_true",
+                        help="track a video that ends or stops decoding before the frame count its container "
+                             "states (a cut file) as far as it decodes, with a warning, instead of stopping")
     parser.add_argument("--stride", type=int, default=None, help="a window every STRIDE frames (< data.clip_len; default: data.val_stride)")
     parser.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (default: data.eval_batch_size)")
     add_tracker_flags(parser, "tracker (default: the checkpoint's eval.tracker)")
     return parser.parse_args(argv)
 
 
+def show_short_video_once(shown: set[str]):
+    """A ``warnings.showwarning`` that prints a ``ShortVideoWarning`` as one line (once: the video is decoded
+    twice), above the progress bars, and hands every other warning to Python's."""
+    python_showwarning = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, ShortVideoWarning):
+            return python_showwarning(message, category, filename, lineno, file, line)
+        if str(message) not in shown:
+            shown.add(str(message))
+            tqdm.write(f"{category.__name__}: {message}", file=sys.stderr)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> TrackedSource:
     args = parse_args(argv)
     try:
-        if str(args.device).startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"--device {args.device}: no CUDA device is available here; use --device cpu")
-        source = open_source(args.source, args.fps)
-        run = load_trained(args.ckpt, args.device)
-        options = TrackerOptions.from_mapping(run.cfg.eval.tracker).replace(**flag_values(args))
-        done = track_source(
-            source, run.module.predict, run.datamodule, SequenceTracker(options), args.out,
-            video=not args.no_video, stride=args.stride, batch_size=args.batch_size,
-        )
+        with warnings.catch_warnings():
+            warnings.showwarning = show_short_video_once(set())
+            if str(args.device).startswith("cuda") and not torch.cuda.is_available():
+                raise ConfigError(f"--device {args.device}: no CUDA device is available here; use --device cpu")
+            source = open_source(args.source, args.fps, allow_short=args.allow_short)
+            check_output_dir(args.out)  # before the checkpoint is loaded and the video tracked
+            run = load_trained(args.ckpt, args.device)
+            options = TrackerOptions.from_mapping(run.cfg.eval.tracker).replace(**flag_values(args))
+            done = track_source(
+                source, run.module.predict, run.datamodule, SequenceTracker(options), args.out,
+                video=not args.no_video, stride=args.stride, batch_size=args.batch_size,
+            )
     except SceneModelError as err:
-        print(f"{type(err).__name__}: {err}", file=sys.stderr)
+        hint = "; --allow-short tracks the frames decoded" if isinstance(err, ShortVideoError) else ""
+        sys.stdout.flush()
+        print(f"{type(err).__name__}: {err}{hint}", file=sys.stderr)
         raise SystemExit(1) from None
     per_frame = 1000 * done.seconds / done.frames
     written = ", ".join(str(p) for p in (done.results, done.video) if p is not None)

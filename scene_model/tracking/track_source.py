@@ -12,14 +12,14 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from tqdm import tqdm
 
 from scene_model.data.video import FrameSource
 from scene_model.errors import SceneModelError
-from scene_model.outputs import write_text_atomically
+from scene_model.outputs import writable_dir, write_text_atomically
 from scene_model.tracking.drawing import draw_tracks
 from scene_model.tracking.mot_results import format_rows
 from scene_model.tracking.sequence_tracker import Predict, SequenceTracker, check_overlap
@@ -40,10 +40,23 @@ class TrackedSource:
     video: Path | None
 
 
-def counted(items: Iterable[T], bar: tqdm) -> Iterator[T]:
-    for item in items:
-        yield item
-        bar.update(1)
+class Counted(Generic[T]):
+    """The items of ``items``, counted (``count``) and shown on ``bar`` as they pass."""
+
+    def __init__(self, items: Iterable[T], bar: tqdm) -> None:
+        self.items, self.bar, self.count = items, bar, 0
+
+    def __iter__(self) -> Iterator[T]:
+        for item in self.items:
+            self.count += 1
+            self.bar.update(1)
+            yield item
+
+
+def check_output_dir(out_dir: Path) -> Path:
+    """Create ``out_dir`` and write a probe block there: a folder that cannot take the results (a file of
+    that name, a read-only or full disk) is one ``OutputError`` line before any tracking."""
+    return writable_dir(out_dir, "output folder")
 
 
 def track_source(
@@ -60,7 +73,9 @@ def track_source(
     """Track ``source`` with ``predict`` (a module's ``predict``) and write ``<name>.txt`` (and
     ``<name>.mp4``) into ``out_dir``. ``datamodule`` gives the run's windows (``clip_len``, evaluation
     transform); windows every ``stride`` frames (default: ``data.val_stride``), ``batch_size`` per
-    forward pass (default: ``data.eval_batch_size``)."""
+    forward pass (default: ``data.eval_batch_size``). ``out_dir`` is created and checked for writing
+    before the first frame is read."""
+    check_output_dir(out_dir)
     info = source.info
     clip_len = datamodule.clip_len
     stride = stride or datamodule.val_stride
@@ -68,12 +83,13 @@ def track_source(
     geometry = datamodule.eval_transform.plan(info.width, info.height)
     started = time.perf_counter()
     with tqdm(total=info.num_frames, unit="frame", desc=f"track {info.name}", disable=not progress) as bar:
+        frames = Counted(source.frames(geometry), bar)
         windows = stream_windows(
-            counted(source.frames(geometry), bar), info.name, (info.height, info.width), clip_len,
+            iter(frames), info.name, (info.height, info.width), clip_len,
             stride, datamodule.eval_transform, geometry, batch_size or datamodule.eval_batch_size,
         )
         rows = tracker.track(predict, windows, [info.name])[info.name]
-        num_frames = bar.n
+    num_frames = frames.count
     if num_frames == 0:
         raise SceneModelError(f"{source.path} holds no frame")
     results = out_dir / f"{info.name}.txt"
@@ -85,7 +101,7 @@ def track_source(
             tqdm(total=num_frames, unit="frame", desc=f"video {info.name}", disable=not progress) as bar,
             VideoWriter(video_path, info.width, info.height, info.fps) as writer,
         ):
-            for number, image in enumerate(counted(source.frames(), bar), start=1):
+            for number, image in enumerate(Counted(source.frames(), bar), start=1):
                 writer.write(draw_tracks(image, per_frame.get(number, empty)))
     write_text_atomically(results, format_rows(rows), "results")
     return TrackedSource(
