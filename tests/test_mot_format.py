@@ -89,12 +89,30 @@ def test_a_track_twice_in_one_frame_names_both_lines(tmp_path):
 
 
 def test_frame_beyond_seqlength_and_bad_frame_number(tmp_path):
-    seq = make_sequence(tmp_path, gt="11,1,10,10,20,20,1,1,1\n")
-    with pytest.raises(DataFormatError, match=r"frame 11 is beyond seqLength=10 of .*seqinfo\.ini"):
+    seq = make_sequence(tmp_path, gt="1,1,10,10,20,20,1,1,1\n\n11,1,10,10,20,20,1,1,1\n12,1,10,10,20,20,1,1,1\n")
+    gt = seq / "gt" / "gt.txt"
+    with pytest.raises(DataFormatError, match=rf"^{gt}:3: frame 11 is beyond seqLength=10 of {seq / 'seqinfo.ini'}$"):
         read_gt(read_seqinfo(seq))
     (seq / "gt" / "gt.txt").write_text("1,1,10,10,20,20,1,1,1\n0,1,10,10,20,20,1,1,1\n")
     with pytest.raises(DataFormatError, match=r"gt\.txt:2: frame must be a 1-based integer"):
         read_gt(read_seqinfo(seq))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda text: text.replace("[Sequence]\n", ""), r":1: 'name=seq1' comes before any section header; expected \[Sequence\] first$"),
+        (lambda text: text + "name=again\n", r":9: name appears twice in \[Sequence\]$"),
+        (lambda text: text + "a line without a value\n", r":9: not a 'key=value' line: 'a line without a value'$"),
+    ],
+)
+def test_a_seqinfo_that_is_not_an_ini_file_is_one_line_naming_file_and_line(tmp_path, change, message):
+    seq = make_sequence(tmp_path)
+    seqinfo = seq / "seqinfo.ini"
+    seqinfo.write_text(change(seqinfo.read_text()))
+    with pytest.raises(DataFormatError, match=rf"^{seqinfo}{message}") as raised:
+        read_seqinfo(seq)
+    assert "\n" not in str(raised.value) and "PosixPath" not in str(raised.value)
 
 
 def test_short_gt_line_names_file_and_line(tmp_path):

@@ -10,7 +10,9 @@ The test split of DanceTrack has no gt/gt.txt.
 
 from __future__ import annotations
 
+import ast
 import configparser
+import contextlib
 import math
 import warnings
 from collections.abc import Callable
@@ -79,9 +81,9 @@ def read_seqinfo(seq_dir: Path) -> SequenceInfo:
     require_file(path)
     parser = configparser.ConfigParser()
     try:
-        parser.read(path)
+        parser.read(str(path))
     except configparser.Error as err:
-        raise DataFormatError(f"{path}: not a valid ini file ({err})") from None
+        raise DataFormatError(ini_error(path, err)) from None
     if "Sequence" not in parser:
         raise DataFormatError(f"{path}: no [Sequence] section; {EXPECTED_LAYOUT}")
     section = parser["Sequence"]
@@ -104,6 +106,23 @@ def read_seqinfo(seq_dir: Path) -> SequenceInfo:
     if info.length <= 0 or info.width <= 0 or info.height <= 0:
         raise DataFormatError(f"{path}: seqLength, imWidth and imHeight must be positive")
     return info
+
+
+def ini_error(path: Path, err: configparser.Error) -> str:
+    """One line for configparser's (several lines, the path as a repr): the file, the line and what is wrong."""
+    lineno = getattr(err, "lineno", None)
+    if isinstance(err, configparser.MissingSectionHeaderError):
+        return f"{path}:{lineno}: {err.line.strip()!r} comes before any section header; expected [Sequence] first"
+    if isinstance(err, configparser.DuplicateOptionError):
+        return f"{path}:{lineno}: {err.option} appears twice in [{err.section}]"
+    if isinstance(err, configparser.DuplicateSectionError):
+        return f"{path}:{lineno}: [{err.section}] appears twice"
+    if isinstance(err, configparser.ParsingError) and err.errors:
+        lineno, line = err.errors[0]  # the line as its repr
+        with contextlib.suppress(ValueError, SyntaxError):
+            line = ast.literal_eval(line)
+        return f"{path}:{lineno}: not a 'key=value' line: {str(line).strip()!r}"
+    return f"{path}: not a valid ini file ({' '.join(str(err).split())})"
 
 
 def require_file(path: Path) -> None:
@@ -242,10 +261,12 @@ def read_gt(info: SequenceInfo, class_ids: tuple[int, ...] | None = None) -> Gro
     path = info.gt_path
     require_file(path)
     table = _parse_gt(path)
-    out_of_range = table[:, 0] > info.length
-    if out_of_range.any():
-        frame = int(table[out_of_range, 0][0])
-        raise DataFormatError(f"{path}: frame {frame} is beyond seqLength={info.length} of {info.seqinfo_path}")
+    if (table[:, 0] > info.length).any():
+        rows, line_numbers = _parse_gt_lines(path)  # the line of the first such frame
+        first = int(np.flatnonzero(rows[:, 0] > info.length)[0])
+        raise DataFormatError(
+            f"{path}:{line_numbers[first]}: frame {int(rows[first, 0])} is beyond seqLength={info.length} of {info.seqinfo_path}"
+        )
     table = table[_kept_rows(table, class_ids)]
     if _has_duplicate_ids(table):
         _raise_duplicate_id(path, class_ids)
