@@ -175,6 +175,23 @@ def test_two_train_py_in_the_same_second_get_two_directories(tmp_path):
         assert (tmp_path / "runs" / run / "train.log").read_text().count("ConfigError: ckpt_path") == 1
 
 
+def test_a_fresh_fit_into_a_finished_run_is_refused_before_hydra_rewrites_its_record(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"the earlier run's weights")
+    (run / ".hydra").mkdir()
+    record = {name: f"the earlier run's {name}\n" for name in ("config.yaml", "hydra.yaml", "overrides.yaml")}
+    for name, text in record.items():
+        (run / ".hydra" / name).write_text(text)
+    result = run_train(f"hydra.run.dir={run}", "seed=7", timeout=120)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"ConfigError: {run}/checkpoints already holds checkpoints of an earlier run: resume it with ckpt_path=last, "
+        "or start a new run in another directory (leave hydra.run.dir at its default)")
+    assert {name: (run / ".hydra" / name).read_text() for name in record} == record
+    assert sorted(p.name for p in run.iterdir()) == [".hydra", "checkpoints"]  # no train.log either
+
+
 # --- signals ---------------------------------------------------------------------------------------
 def test_a_signal_outside_the_training_loop_stops_at_once_with_its_status():
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)

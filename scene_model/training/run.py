@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from scene_model.errors import ConfigError, OutputError, SceneModelError
 from scene_model.outputs import cannot_write, write_os_error, write_text_atomically
-from scene_model.training import run_dirs  # noqa: F401  (registers the claim_dir resolver of conf/hydra)
+from scene_model.training import run_dirs  # also registers the claim_dir resolver of conf/hydra
 from scene_model.training.checkpoints import load_checkpoint_file
 from scene_model.training.config_loader import ConfigLoader
 from scene_model.training.config_validation import validate_config
@@ -68,16 +68,15 @@ def check_launch(trainer: L.Trainer, strategy: object) -> None:
 
 
 def refuse_to_overwrite(trainer: L.Trainer, ckpt_path: str | None) -> None:
-    """A fresh fit must not write over the checkpoints of an earlier run in the same directory."""
+    """A fresh fit must not write over the checkpoints of an earlier run in the same directory. (From
+    ``train.py`` the Hydra callback ``run_dirs.CheckRunDir`` refuses it first, before Hydra writes the
+    job's ``.hydra/`` files; this covers the other ways in: a sweep's job, a config composed in code.)"""
     if ckpt_path:
         return
     for callback in trainer.checkpoint_callbacks:
         directory = Path(callback.dirpath) if getattr(callback, "dirpath", None) else None
-        if directory is not None and directory.is_dir() and any(directory.glob("*.ckpt")):
-            raise ConfigError(
-                f"{directory} already holds checkpoints of an earlier run: resume it with ckpt_path=last, "
-                "or start a new run in another directory (leave hydra.run.dir at its default)"
-            )
+        if directory is not None and run_dirs.has_checkpoints(directory):
+            raise ConfigError(run_dirs.overwrite_message(directory))
 
 
 def train(cfg: DictConfig) -> float | None:

@@ -7,10 +7,15 @@ resolver ``claim_dir`` creates the directory itself and, when another run create
 run gets each name. Like Hydra's ``now``, its value is cached in the config: the jobs of a sweep
 (and a requeued SLURM job, whose config travels pickled) see the same directory. A directory given
 on the command line (``hydra.run.dir=...``, e.g. to resume a run) is taken as it is.
+
+A fresh fit (``train=true`` without ``ckpt_path``) into a directory that already holds an earlier run's
+checkpoints is refused before Hydra writes the job's ``.hydra/`` files there, so the earlier run's
+record (its config, Hydra config and overrides) stays as it was.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import sys
@@ -19,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import get_object
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from scene_model.errors import OutputError, SceneModelError
 from scene_model.outputs import cannot_write
@@ -49,11 +56,16 @@ if not OmegaConf.has_resolver("claim_dir"):
 class CheckRunDir(Callback):
     """Hydra callback: the run (or sweep) directory is claimed and writable before Hydra writes into it,
     else one line ``OutputError: cannot write the run directory <dir>: <cause>`` and exit status 1
-    instead of Hydra's traceback. (Hydra turns a callback's exception into a warning and goes on, so
-    the callback exits itself.)"""
+    instead of Hydra's traceback; a fresh fit into a finished run's directory is refused there too
+    (``on_run_start`` runs before Hydra saves the job's ``.hydra/`` files, ``on_job_start`` after).
+    (Hydra turns a callback's exception into a warning and goes on, so the callback exits itself.)"""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         check_writable(config, "hydra.run.dir")
+        found = earlier_checkpoints(config, Path(str(OmegaConf.select(config, "hydra.run.dir"))))
+        if found is not None:
+            sys.stderr.write(f"ConfigError: {overwrite_message(found)}\n")
+            raise SystemExit(1)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         check_writable(config, "hydra.sweep.dir")
@@ -75,6 +87,39 @@ def check_writable(config: DictConfig, key: str) -> None:
         if isinstance(err, OSError):
             refuse(f"OutputError: {cannot_write(err.filename or directory, err, 'the run directory')}")
         raise
+
+
+def overwrite_message(directory: Path) -> str:
+    return (
+        f"{directory} already holds checkpoints of an earlier run: resume it with ckpt_path=last, "
+        "or start a new run in another directory (leave hydra.run.dir at its default)"
+    )
+
+
+def has_checkpoints(directory: Path) -> bool:
+    return directory.is_dir() and any(directory.glob("*.ckpt"))
+
+
+def earlier_checkpoints(config: DictConfig, run_dir: Path) -> Path | None:
+    """The checkpoint folder (a ModelCheckpoint's ``dirpath`` in ``callbacks``, with ``run_dir`` as the run
+    directory) that holds checkpoints a fresh fit would write over; None for an evaluation, a resumed fit,
+    or a folder without checkpoints."""
+    if not config.get("train", True) or config.get("ckpt_path"):
+        return None
+    config = copy.deepcopy(config)
+    with open_dict(config):
+        if "${hydra:runtime.output_dir}" in str(OmegaConf.to_container(config.paths).get("output_dir")):
+            config.paths.output_dir = str(run_dir)  # what Hydra will set it to
+    for node in (config.get("callbacks") or {}).values():
+        target = OmegaConf.select(node, "_target_", default=None) if isinstance(node, DictConfig) else None
+        try:
+            is_checkpoint = target is not None and issubclass(get_object(target), ModelCheckpoint)
+        except Exception:
+            continue  # an unknown target: the run reports it with its key
+        dirpath = OmegaConf.select(node, "dirpath", default=None) if is_checkpoint else None
+        if dirpath and has_checkpoints(Path(str(dirpath))):
+            return Path(str(dirpath))
+    return None
 
 
 def refuse(line: str) -> None:
