@@ -9,6 +9,8 @@ from pathlib import Path
 
 import lightning as L
 
+from scene_model.errors import DataFormatError
+
 
 class SigkillAtStep(L.Callback):
     """Kill the process with SIGKILL, unannounced, when training reaches ``step`` optimiser steps."""
@@ -63,3 +65,15 @@ class SignalAtStep(L.Callback):
         if trainer.global_step >= self.step and not self.sent:
             self.sent = True
             os.kill(os.getpid(), self.signum)
+
+
+class RaiseAtStep(L.Callback):
+    """Raise ``DataFormatError(message)`` when training reaches ``step`` optimiser steps (only on global
+    rank ``rank`` when given), as a bad line or frame found mid-run would."""
+
+    def __init__(self, step: int, message: str, rank: int | None = None) -> None:
+        self.step, self.message, self.rank = step, message, rank
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step >= self.step and self.rank in (None, trainer.global_rank):
+            raise DataFormatError(self.message)

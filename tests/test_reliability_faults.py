@@ -201,18 +201,42 @@ def test_a_signal_outside_the_training_loop_stops_at_once_with_its_status():
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before  # handlers given back
 
 
+def assert_last_line_after_the_progress_bar(result: subprocess.CompletedProcess, line: str, run: Path) -> None:
+    """``line`` is stderr's last line, and train.log's; the progress bar on stdout was closed before it
+    (its last redraw ends its line) and not redrawn after it; nothing of Lightning's that says nothing to us."""
+    assert result.stderr.endswith(line + "\n"), result.stderr[-3000:]
+    bar = result.stdout[result.stdout.rindex("Epoch 0:"):]  # its last redraw
+    assert "\r" not in bar and bar.endswith("\n"), result.stdout[-500:]
+    assert line not in result.stdout
+    assert (run / "train.log").read_text().splitlines()[-1].endswith(f"[ERROR] - {line}")
+    for noise in ("Tip:", "LeafSpec", "Received SIGTERM", "`weights_only` was not set"):
+        assert noise not in result.stdout + result.stderr, noise
+
+
+def test_an_error_mid_fit_is_the_last_line_on_stderr_after_the_progress_bar(tiny_root, tmp_path):
+    run = tmp_path / "run"
+    result = run_train(*tiny_overrides(tiny_root), f"hydra.run.dir={run}", "trainer.enable_progress_bar=true",
+                       "data.train_stride=1", "trainer.limit_train_batches=3", "eval.every_n_epochs=0",
+                       "+callbacks.fault._target_=tests.probes.RaiseAtStep", "+callbacks.fault.step=1",
+                       "+callbacks.fault.message=gt.txt:7: a bad line found mid-fit")
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert_last_line_after_the_progress_bar(result, "DataFormatError: gt.txt:7: a bad line found mid-fit", run)
+    assert result.stdout.splitlines()[-1].startswith("Epoch 0:  33%")  # 1 of 3 steps
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_mid_fit_saves_last_ckpt_exits_128_plus_signum_and_resumes(tiny_root, tmp_path, signum):
     run = tmp_path / "run"
     common = [*tiny_overrides(tiny_root), "data.train_stride=1", "trainer.limit_train_batches=6",
               "training.checkpoint_every_n_steps=0", f"hydra.run.dir={run}"]
-    stopped = run_train(*common, "+callbacks.stop_probe._target_=tests.probes.SignalAtStep",
+    stopped = run_train(*common, "trainer.enable_progress_bar=true", "+callbacks.stop_probe._target_=tests.probes.SignalAtStep",
                         "+callbacks.stop_probe.step=3", f"+callbacks.stop_probe.signum={int(signum)}")
     output = stopped.stdout + stopped.stderr
     assert stopped.returncode == 128 + signum, output[-3000:]
-    assert f"stopped by {signal.Signals(signum).name}: {run}/checkpoints/last.ckpt is the last checkpoint; " \
-           f"resume with ckpt_path=last hydra.run.dir={run}" in output, output[-3000:]
+    assert_last_line_after_the_progress_bar(
+        stopped, f"stopped by {signal.Signals(signum).name}: {run}/checkpoints/last.ckpt is the last checkpoint; "
+                 f"resume with ckpt_path=last hydra.run.dir={run}", run)
     assert "Traceback" not in output, output[-3000:]
     checkpoint = load_checkpoint_file(run / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] == 4  # signalled during step 4: that step finishes, then the fit stops

@@ -60,11 +60,13 @@ class ConfigLoader:
         return [instantiate(c) for c in (self.cfg.get("logger") or {}).values() if c and "_target_" in c]
 
     def build_callbacks(self) -> list[Callback]:
-        """The ``callbacks`` group; a configured progress bar is left out when ``trainer.enable_progress_bar`` is false."""
+        """The ``callbacks`` group; a configured progress bar is left out when ``trainer.enable_progress_bar`` is
+        false, and put first otherwise: when a fit stops on an exception its bar is closed before the other
+        callbacks log (``callbacks.ProgressBarClosedOnStop``)."""
         callbacks = [instantiate(c) for c in (self.cfg.get("callbacks") or {}).values() if c and "_target_" in c]
         if not self.cfg.trainer.get("enable_progress_bar", True):
             callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-        return callbacks
+        return sorted(callbacks, key=lambda c: not isinstance(c, ProgressBar))
 
     def build_trainer(
         self, callbacks: list[Callback] | None = None, loggers: list[Logger] | None = None, plugins: list | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from scene_model.training import run_dirs  # also registers the claim_dir resolv
 from scene_model.training.checkpoints import load_checkpoint_file
 from scene_model.training.config_loader import ConfigLoader
 from scene_model.training.config_validation import validate_config
+from scene_model.training.console import quiet_lightning
 from scene_model.training.signals import STOP, signal_name, stop_signals
 from scene_model.training.slurm import cluster_plugins, resume_ckpt_path, submitted_to_slurm
 from scene_model.training.threads import configure_threads
@@ -82,6 +84,7 @@ def refuse_to_overwrite(trainer: L.Trainer, ckpt_path: str | None) -> None:
 def train(cfg: DictConfig) -> float | None:
     """Fit (``train``) or validate, then test (``test``); returns the value of ``optimized_metric``
     after fitting or validating."""
+    quiet_lightning()
     validate_config(cfg)
     if not cfg.get("train", True) and not cfg.get("ckpt_path") and not cfg.get("eval", {}).get("untrained", False):
         raise ConfigError(
@@ -179,6 +182,8 @@ def stopped_line(cfg: DictConfig, signum: int) -> str:
 def main(cfg: DictConfig) -> float | None:
     """Entry point body: a user-fixable error is printed as one message, without a traceback, and
     the run exits with 1; a run stopped by SIGTERM or SIGINT exits with 128 + the signal number.
+    Both lines are logged as errors: on stderr (its last line, after the progress bar, which
+    ``callbacks.ProgressBarClosedOnStop`` closed) and in ``train.log`` (``conf/hydra/default.yaml``).
 
     In a sweep every error is raised on to the sweeper (which records the job as failed and, for a
     search, goes on); the job's log keeps the traceback of an unexpected one. A signal stops the sweep.
@@ -187,6 +192,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         return train(cfg)
     except BaseException as err:
+        sys.stdout.flush()  # what was printed before the line comes before it
         if STOP.exit_code is not None:
             log.error(stopped_line(cfg, STOP.received))
             raise SystemExit(STOP.exit_code) from None

@@ -37,7 +37,7 @@ class SaveOnStop(L.Callback):
         path = last_checkpoint_path(trainer)
         if path is None or trainer.global_step == 0:
             return
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # what ModelCheckpoint writes (said, not left to a notice)
         self.saved = path
         if trainer.is_global_zero:
             log.info(f"saved {path} at step {trainer.global_step}")
