@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import lightning as L
@@ -13,13 +14,16 @@ from scene_model.errors import DataFormatError
 
 
 class SigkillAtStep(L.Callback):
-    """Kill the process with SIGKILL, unannounced, when training reaches ``step`` optimiser steps."""
+    """Kill the process with SIGKILL, unannounced, when training reaches ``step`` optimiser steps (only
+    on global rank ``rank`` when given; the time of the kill written to ``stamp`` when given)."""
 
-    def __init__(self, step: int) -> None:
-        self.step = step
+    def __init__(self, step: int, rank: int | None = None, stamp: str | None = None) -> None:
+        self.step, self.rank, self.stamp = step, rank, stamp
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step >= self.step:
+        if trainer.global_step >= self.step and self.rank in (None, trainer.global_rank):
+            if self.stamp:
+                Path(self.stamp).write_text(f"{time.time()} {os.getpid()}")
             os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -77,3 +81,15 @@ class RaiseAtStep(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.global_step >= self.step and self.rank in (None, trainer.global_rank):
             raise DataFormatError(self.message)
+
+
+class SleepAtStep(L.Callback):
+    """Sleep ``seconds`` when training reaches ``step`` optimiser steps (only on global rank ``rank`` when
+    given): a rank that does not reach its next collective, as one waiting in NCCL for a dead peer."""
+
+    def __init__(self, step: int, seconds: float, rank: int | None = None) -> None:
+        self.step, self.seconds, self.rank = step, seconds, rank
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step >= self.step and self.rank in (None, trainer.global_rank):
+            time.sleep(self.seconds)

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import timedelta
 
 import pytest
+import torch
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from scene_model.tools.compose import compose_run_config
+from scene_model.training.checkpoints import load_checkpoint_file
 from scene_model.training.run import start_method
-from tests.conftest import tiny_overrides
+from tests.conftest import REPO, tiny_overrides
 from tests.test_cli import run_train
 from tests.test_train import read_events
 
@@ -50,3 +59,72 @@ def test_local_sweep_with_script_ddp_is_refused_with_the_alternatives(tiny_root,
 )
 def test_start_method_read_from_the_strategy_config(strategy, expected):
     assert start_method(OmegaConf.create(strategy) if isinstance(strategy, dict) else strategy) == expected
+
+
+# --- a rank that dies or fails -------------------------------------------------------------------
+def ddp_run(tmp_path, root, *extra: str) -> tuple[subprocess.CompletedProcess, float]:
+    """A two-process CPU fit of the tiny config into ``tmp_path/run``; the result and when it ended."""
+    overrides = [o for o in tiny_overrides(root) if not o.startswith("data.synthetic=")]
+    result = subprocess.run(
+        [sys.executable, "train.py", "trainer=ddp_cpu", f"hydra.run.dir={tmp_path / 'run'}", *overrides,
+         "data.synthetic=null", "eval.every_n_epochs=0", *extra],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    return result, time.time()
+
+
+@pytest.mark.slow
+def test_a_rank_killed_mid_fit_ends_the_run_within_seconds_naming_it(tiny_root, tmp_path):
+    stamp = tmp_path / "killed"
+    result, ended = ddp_run(tmp_path, tiny_root, "trainer.limit_train_batches=6", "data.train_stride=1",
+                            "training.checkpoint_every_n_steps=1", "+callbacks.kill._target_=tests.probes.SigkillAtStep",
+                            "+callbacks.kill.step=2", "+callbacks.kill.rank=1", f"+callbacks.kill.stamp={stamp}")
+    killed_at, pid = stamp.read_text().split()
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stderr.splitlines()[-1] == f"RankError: rank 1 of 2 (pid {pid}) was killed by SIGKILL; the other ranks were stopped"
+    assert "Traceback" not in result.stderr and "by peer" not in result.stderr, result.stderr[-3000:]
+    assert ended - float(killed_at) < 5
+    # What rank 0 wrote before stays: its log ends with the line, the step checkpoint is whole.
+    run = tmp_path / "run"
+    assert (run / "train.log").read_text().splitlines()[-1].endswith(result.stderr.splitlines()[-1])
+    assert load_checkpoint_file(run / "checkpoints" / "last.ckpt")["global_step"] >= 1
+
+
+@pytest.mark.slow
+def test_a_rank_that_never_reaches_its_collective_is_ended_by_the_watch(tiny_root, tmp_path):
+    """Rank 0 busy (as when it waits in an NCCL collective, which a dead peer does not fail) when rank 1 dies."""
+    stamp = tmp_path / "killed"
+    result, ended = ddp_run(tmp_path, tiny_root, "trainer.limit_train_batches=6", "data.train_stride=1",
+                            "+callbacks.kill._target_=tests.probes.SigkillAtStep", "+callbacks.kill.step=2",
+                            "+callbacks.kill.rank=1", f"+callbacks.kill.stamp={stamp}",
+                            "+callbacks.nap._target_=tests.probes.SleepAtStep", "+callbacks.nap.step=2",
+                            "+callbacks.nap.rank=0", "+callbacks.nap.seconds=300")
+    killed_at, pid = stamp.read_text().split()
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stderr.splitlines()[-1] == f"RankError: rank 1 of 2 (pid {pid}) was killed by SIGKILL; the other ranks were stopped"
+    assert ended - float(killed_at) < 5
+
+
+@pytest.mark.slow
+def test_a_bad_frame_one_rank_reads_ends_the_run_naming_the_rank_and_the_frame(tiny_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(tiny_root, root)
+    # Validation windows (3 frames, one shared) are split between the ranks: frames 3-5 are the second window, rank 1's.
+    frame = sorted((root / "val").glob("*/img1/*.jpg"))[3]
+    frame.write_bytes(frame.read_bytes()[:300])
+    result, _ = ddp_run(tmp_path, root)
+    assert result.returncode == 1, result.stderr[-3000:]
+    cause = f"UnreadableFrameError: corrupt or truncated image {frame}: "
+    last = result.stderr.splitlines()[-1]
+    assert re.fullmatch(rf"RankError: rank 1 of 2 failed: {re.escape(cause)}.*; the other ranks were stopped", last) or (
+        last.startswith(cause) and last.endswith(" (rank 0 of 2)")), result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "by peer" not in result.stderr, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("trainer", ["ddp", "ddp_cpu"])
+def test_collectives_time_out_after_five_minutes_not_the_backends_default(trainer):
+    strategy = instantiate(compose_run_config([f"trainer={trainer}", "trainer.strategy.timeout.seconds=42"]).trainer.strategy)
+    assert strategy._timeout == timedelta(seconds=42)
+    strategy = instantiate(compose_run_config([f"trainer={trainer}"]).trainer.strategy)
+    assert strategy._timeout == timedelta(minutes=5)
+    assert torch.distributed.constants.default_pg_timeout > strategy._timeout

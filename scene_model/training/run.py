@@ -23,6 +23,7 @@ from scene_model.training.checkpoints import load_checkpoint_file
 from scene_model.training.config_loader import ConfigLoader
 from scene_model.training.config_validation import validate_config
 from scene_model.training.console import quiet_lightning
+from scene_model.training.ranks import RANKS, first_line, watching_ranks
 from scene_model.training.signals import STOP, signal_name, stop_signals
 from scene_model.training.slurm import cluster_plugins, resume_ckpt_path, submitted_to_slurm
 from scene_model.training.threads import configure_threads
@@ -106,7 +107,7 @@ def train(cfg: DictConfig) -> float | None:
             refuse_to_overwrite(trainer, ckpt_path)
         save_resolved_config(cfg, Path(cfg.paths.output_dir))
 
-        with output_errors(trainer, cfg.paths.output_dir):
+        with watching_ranks(trainer, cfg.paths.output_dir), output_errors(trainer, cfg.paths.output_dir):
             if cfg.get("train", True):
                 trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
                 ckpt_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
@@ -189,6 +190,7 @@ def main(cfg: DictConfig) -> float | None:
     search, goes on); the job's log keeps the traceback of an unexpected one. A signal stops the sweep.
     """
     STOP.received = None
+    RANKS.reset()
     try:
         return train(cfg)
     except BaseException as err:
@@ -198,12 +200,21 @@ def main(cfg: DictConfig) -> float | None:
             raise SystemExit(STOP.exit_code) from None
         if not isinstance(err, Exception):
             raise
-        found = user_error(err)
+        # In a run of several processes: the failure of another rank is the cause (this rank's collective
+        # failed because of it); this rank's own failure is told to the others. Its children are stopped.
+        lost = RANKS.lost_rank(err)
+        found = lost or user_error(err)
+        if lost is None:
+            RANKS.report(one_line(found) if found is not None else first_line(err))
+        RANKS.stop_children()
         if found is None:
             if multirun():
                 log.exception("The run failed")
             raise
-        log.error(one_line(found))
+        line = one_line(found)
+        if lost is None and RANKS.several:
+            line += f" (rank {RANKS.rank} of {RANKS.world_size})"
+        log.error(line)
         if multirun():
             raise  # let the sweeper record the failed job
         raise SystemExit(1) from None
