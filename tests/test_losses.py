@@ -188,3 +188,18 @@ def test_carried_queries_in_training_follow_present_tracks_drop_some_and_add_a_f
     head.track_drop, head.track_false_positive = 1.0, 1.0
     keep, _ = head.carried_queries(assigned, present, scores, detect=4, train=True)
     assert keep.tolist() == [[False, True, False, False, False], [False, False, False, True, False]]  # only the best free detect query
+
+
+def test_link_loss_is_low_when_the_embeddings_tell_the_tracks_apart_and_high_when_they_swap_them():
+    import torch.nn.functional as F
+
+    head = adapter()
+    before = F.normalize(torch.eye(4)[None, :3], dim=-1)  # three queries, one direction each
+    assigned_before = torch.tensor([[5, 7, -1]])
+    right = before[:, [1, 0, 2]]  # the next window's queries in another order, same tracks
+    assigned_after = torch.tensor([[7, 5, -1]])
+    low = head.link_loss(before, assigned_before, right, assigned_after)
+    swapped = head.link_loss(before, assigned_before, before[:, [0, 1, 2]], assigned_after)
+    assert low < 0.01 and swapped > 5.0
+    alone = head.link_loss(before, torch.tensor([[5, -1, -1]]), right, torch.tensor([[6, -1, -1]]))
+    assert alone == 0.0  # no track in both windows: nothing to tell apart

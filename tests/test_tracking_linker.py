@@ -150,3 +150,17 @@ def test_a_neighbour_below_link_iou_cannot_outbid_the_track_s_own_query():
     second = (np.array([3, 4, 5]), torch.tensor([[own, neighbour]] * 3), torch.full((3, 2), 0.9))
     rows = run(TrackLinker(), [first, second])
     assert ids_by_x(rows, 5) == {0: 1, 18: 2}
+
+
+def test_with_link_embeddings_the_learned_affinity_decides_the_crossing():
+    """The crossing where IoU alone swaps the ids (see above, height_scale=0): embeddings that say which
+    new query is which dancer keep them, and embeddings that say the opposite swap them."""
+    (f1, b1, s1), (f2, b2, s2) = crossing_windows()
+    a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    first = torch.stack([torch.stack([a, b])] * 2)  # [2 frames (first, last), 2 queries, e]
+    for second_order, expected in (((a, b), {40: 1, 60: 2}), ((b, a), {40: 2, 60: 1})):
+        second = torch.stack([torch.stack(list(second_order))] * 2)
+        linker = TrackLinker(TrackerOptions(height_scale=0.0, nms_iou=1.0))
+        rows = np.concatenate([linker.step(f1, b1, s1, embeddings=first), linker.step(f2, b2, s2, embeddings=second)])
+        by_height = {round(r[5]): int(r[1]) for r in rows if r[0] == 5}
+        assert by_height == expected

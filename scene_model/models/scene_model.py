@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from scene_model.boxes import output_boxes
@@ -66,6 +67,11 @@ class DenoisingQueries:
     padding: Tensor  # bool[B, D], True = an empty slot (batch padding), attended by no query
 
 
+# Temperature of the link embeddings' similarities (cosine / LINK_TEMPERATURE): trained with it
+# (HeadAdapter.link_loss) and linked with it (tracking.linker).
+LINK_TEMPERATURE = 0.1
+
+
 class TrackUpdate(nn.Module):
     """hidden [..., d] -> the content a track query starts the next window with: LayerNorm(h + MLP(h))."""
 
@@ -119,6 +125,7 @@ class SceneModel(nn.Module):
         box_pool: int,
         box_stage: int,
         track_queries: bool,
+        link_dim: int,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -144,6 +151,8 @@ class SceneModel(nn.Module):
         # Track queries: a window's queries go on into the next window; their state passes through this
         # update (MOTR's query interaction, reduced to a residual MLP).
         self.track_update = TrackUpdate(d_model) if track_queries else None
+        # Link embeddings: a query's identity in each frame, compared across windows on the frame they share.
+        self.link_embed = MLP(d_model, d_model, link_dim, 2) if link_dim > 0 else None
         # Box features (box_pool > 0): every decoder layer pools its boxes from backbone stage box_stage.
         self.box_stage = box_stage
         self.box_proj = self.box_pooling = None
@@ -228,7 +237,8 @@ class SceneModel(nn.Module):
 
         Outputs: bbox_center [B,T,N,2], bbox_size [B,T,N,2], cls_logits [B,T,N,C], exist_conf and
         exist_logit [B,T,N,1], hidden [B,T,N,d] (the last decoder layer's queries, what ``carry``
-        takes on), and ``aux``: the same dicts for the earlier decoder layers. Two-stage models add
+        takes on), with ``link_dim`` > 0 ``embedding`` [B,T,N,link_dim] (unit length: what links a
+        query to the previous window's on the frame they share), and ``aux``: the same dicts for the earlier decoder layers. Two-stage models add
         ``enc``: the encoder's proposals, bbox_center, bbox_size [B,T,S,2] and cls_logits [B,T,S,C] for
         the S feature cells. With ``denoising`` (D queries), ``dn`` holds the decoder's keys (and its
         ``aux``) for them, [B,T,D,...].
@@ -279,6 +289,8 @@ class SceneModel(nn.Module):
         )
         kept = [{k: v[:, :, :matching] for k, v in out.items()} for out in layers]
         outputs: dict[str, Any] = {**kept[-1], "aux": kept[:-1]}
+        if self.link_embed is not None:
+            outputs["embedding"] = F.normalize(self.link_embed(outputs["hidden"]), dim=-1)
         if proposals is not None:
             outputs["enc"] = proposals
         if denoising is not None:

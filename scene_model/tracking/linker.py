@@ -35,6 +35,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 from torchvision.ops import box_convert, box_iou
 
+from scene_model.models.scene_model import LINK_TEMPERATURE
 from scene_model.tracking.mot_results import RESULT_COLUMNS
 from scene_model.tracking.options import TrackerOptions
 
@@ -59,9 +60,15 @@ class TrackLinker:
         self.prev_frames: np.ndarray | None = None
         self.prev_boxes: Tensor | None = None
         self.prev_tracks: Tensor | None = None  # long[Q]: track id of each query, -1 for none
+        self.prev_embeddings: Tensor | None = None  # float[Q, e]: link embeddings on the previous window's last frame
 
     def step(
-        self, frames: np.ndarray | Tensor, boxes: Tensor, scores: Tensor, carried: Tensor | None = None
+        self,
+        frames: np.ndarray | Tensor,
+        boxes: Tensor,
+        scores: Tensor,
+        carried: Tensor | None = None,
+        embeddings: Tensor | None = None,
     ) -> np.ndarray:
         """One window: frames long[T] (1-based, increasing), boxes float[T, N, 4] (x1, y1, x2, y2)
         pixels, scores float[T, N]. Returns the rows it writes, float64[M, 7]
@@ -69,14 +76,15 @@ class TrackLinker:
 
         ``carried`` long[N]: the track id each query carries from the window before (the model's track
         queries; -1 for a detect query): those keep their ids, come first in the window NMS, and no IoU
-        link is made. Without it the queries are linked to the previous window's tracks on IoU."""
+        link is made. Without it the queries are linked to the previous window's tracks on IoU, or, with
+        the model's link ``embeddings`` float[2, N, e] (first and last frame), on their affinity."""
         frames = np.asarray(frames, dtype=np.int64)
         boxes, scores = boxes.float().cpu(), scores.float().cpu()
         num_frames, num_queries = scores.shape
         if carried is None:
             dropped = duplicates(boxes, scores, self.nms_iou)
             scores = torch.where(dropped[None, :], 0.0, scores)
-            tracks = self._link(frames, boxes, scores, dropped)
+            tracks = self._link(frames, boxes, scores, dropped, embeddings)
         else:
             carried = carried.cpu()
             dropped = duplicates(boxes, scores, self.nms_iou, first=carried >= 0)
@@ -110,10 +118,13 @@ class TrackLinker:
                 self.heights.pop(int(tracks[q]), None)
                 tracks[q] = -1  # lost for too long: the track ends, the query is free
         self.prev_frames, self.prev_boxes, self.prev_tracks = frames, boxes, tracks
+        self.prev_embeddings = embeddings[-1] if embeddings is not None else None
         self.last_written = max(self.last_written, int(frames.max(initial=0)))
         return rows
 
-    def _link(self, frames: np.ndarray, boxes: Tensor, scores: Tensor, dropped: Tensor) -> Tensor:
+    def _link(
+        self, frames: np.ndarray, boxes: Tensor, scores: Tensor, dropped: Tensor, embeddings: Tensor | None = None
+    ) -> Tensor:
         """Track id per query of the new window: carried over from the previous window, or -1
         (always for the ``dropped`` duplicates)."""
         tracks = torch.full((scores.shape[1],), -1, dtype=torch.long)
@@ -131,7 +142,15 @@ class TrackLinker:
         # one that is there carries the track, not a near-empty duplicate that happens to overlap more.
         # Pairs below the gate are out before the match: a neighbour that barely overlaps must not
         # outbid the track's own query (whose height may have changed) and then be refused.
-        objective = iou * scores.mean(0)[None, :] * self._height_agreement(self.prev_tracks[active], boxes)
+        if embeddings is not None and self.prev_embeddings is not None:
+            # What the model learned: on the shared frame, which new query is which tracked one (the
+            # dual softmax of their embeddings' similarities, as trained), times the query's score.
+            similarity = self.prev_embeddings[active] @ embeddings[0].T / LINK_TEMPERATURE  # [A, Q]
+            similarity = similarity.masked_fill(dropped[None, :], float("-inf"))
+            affinity = similarity.softmax(1) * similarity.softmax(0)
+            objective = torch.nan_to_num(affinity) * scores.mean(0)[None, :]
+        else:
+            objective = iou * scores.mean(0)[None, :] * self._height_agreement(self.prev_tracks[active], boxes)
         objective = torch.nan_to_num(objective).masked_fill(iou < self.link_iou, 0.0).masked_fill(dropped[None, :], -1.0)
         rows, cols = linear_sum_assignment(objective.numpy(), maximize=True)
         rows, cols = torch.from_numpy(rows), torch.from_numpy(cols)

@@ -40,6 +40,7 @@ class WindowPrediction:
     frames: np.ndarray  # int64[T'], 1-based, increasing (padded frames left out)
     boxes: Tensor  # float[T', Q, 4] (x1, y1, x2, y2) pixels of the original images, on the CPU
     scores: Tensor  # float[T', Q], on the CPU
+    embeddings: Tensor | None = None  # float[2, Q, e]: link embeddings on the first and last frame (a model with them)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -50,8 +51,10 @@ class WindowPrediction:
 def window_predictions(outputs: dict[str, Tensor], batch: SceneBatch) -> list[WindowPrediction]:
     """The model outputs of ``batch`` (boxes and scores, the ``aux`` outputs are not read), one
     WindowPrediction per sample, brought to the CPU in one copy."""
-    host = torch.cat([output_boxes(outputs), prediction_scores(outputs)[..., None]], dim=-1)
-    host = host.float().cpu()
+    parts = [output_boxes(outputs), prediction_scores(outputs)[..., None]]
+    if "embedding" in outputs:
+        parts.append(outputs["embedding"])
+    host = torch.cat([p.to(parts[0].dtype) for p in parts], dim=-1).float().cpu()
     scale, limits = pixel_scale(batch)
     boxes = to_pixels(host[..., :4], scale[:, None, None, :], limits[:, None, None, :])
     scores = host[..., 4]
@@ -60,5 +63,9 @@ def window_predictions(outputs: dict[str, Tensor], batch: SceneBatch) -> list[Wi
         # Frame numbers from the host-side targets (-1 = padded frame): the device copies are not read.
         frames = np.array([target.frame_index for target in batch.targets[b]], dtype=np.int64)
         valid = torch.from_numpy(frames >= 0)
-        windows.append(WindowPrediction(name, frames[valid.numpy()], boxes[b][valid], scores[b][valid]))
+        embeddings = None
+        if host.shape[-1] > 5:
+            kept = host[b][valid][..., 5:]
+            embeddings = torch.stack([kept[0], kept[-1]]) if len(kept) else None
+        windows.append(WindowPrediction(name, frames[valid.numpy()], boxes[b][valid], scores[b][valid], embeddings))
     return windows

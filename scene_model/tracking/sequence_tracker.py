@@ -58,7 +58,9 @@ class SequenceTracker:
         for key in sorted(ordered):
             window = ordered[key]
             linker = linkers.setdefault(window.sequence, TrackLinker(self.options))
-            rows.setdefault(window.sequence, []).append(linker.step(window.frames, window.boxes, window.scores))
+            rows.setdefault(window.sequence, []).append(
+                linker.step(window.frames, window.boxes, window.scores, embeddings=window.embeddings)
+            )
         return {name: self._post(np.concatenate(parts)) if parts else empty_rows() for name, parts in rows.items()}
 
     def _post(self, rows: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from scene_model.outputs import write_atomically
 ARCHITECTURE_KEYS = (
     "model.backbone.name", "model.backbone.out_layer", "model.num_classes", "model.num_queries", "model.d_model",
     "model.nhead", "model.num_encoder_layers", "model.num_decoder_layers", "model.dim_feedforward",
-    "model.box_pool", "model.box_stage", "model.denoising", "model.track_queries",
+    "model.box_pool", "model.box_stage", "model.denoising", "model.track_queries", "model.link_dim",
 )
 UNREADABLE = (
     "it is truncated, corrupt or not a PyTorch checkpoint; use another checkpoint of the run "

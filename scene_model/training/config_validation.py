@@ -93,6 +93,7 @@ KEY_RANGES: dict[str, str] = {
     "head.focal_gamma": ">= 0",
     "head.track_drop": "0..1",
     "head.track_false_positive": "0..1",
+    "head.link_weight": ">= 0",
     "head.denoise.num_groups": ">= 1",
     "head.denoise.box_noise_scale": ">= 0",
     "head.denoise.label_noise_ratio": "0..1",

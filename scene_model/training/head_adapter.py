@@ -23,6 +23,7 @@ from torchvision.ops import box_convert, sigmoid_focal_loss
 from scene_model.boxes import output_boxes
 from scene_model.data.types import TrackTargets
 from scene_model.errors import ConfigError
+from scene_model.models.scene_model import LINK_TEMPERATURE
 from scene_model.training.denoiser import DenoisingState, DinoDenoiser
 from scene_model.training.matcher import HungarianMatcher
 
@@ -31,6 +32,7 @@ MATCHED_KEYS = ("bbox_center", "bbox_size", "cls_logits")  # what the matcher re
 DN_TERMS = tuple(f"dn_{name}" for name in LOSS_TERMS)
 # Weighted sums logged next to the final layer's terms: the earlier decoder layers and the proposals.
 GROUP_TERMS = ("aux", "enc")
+LINK_TERMS = ("link",)  # across the windows of a chain (link embeddings)
 
 
 @dataclass
@@ -60,6 +62,7 @@ class HeadAdapter:
         track_drop: float,
         track_false_positive: float,
         track_exclusive: bool,
+        link_weight: float,
     ) -> None:
         self.matcher = matcher
         self.weights = dict(weights)
@@ -70,6 +73,7 @@ class HeadAdapter:
         self.denoiser = denoise
         self.track_drop, self.track_false_positive = track_drop, track_false_positive
         self.track_exclusive = track_exclusive
+        self.link_weight = link_weight
 
     @property
     def denoising(self) -> bool:
@@ -78,6 +82,25 @@ class HeadAdapter:
     def make_denoising(self, tracks: TrackTargets, num_queries: int) -> DenoisingState | None:
         """Denoising queries for a training step (None when ``head.denoise.enabled`` is false)."""
         return self.denoiser.make_noise(tracks, num_queries) if self.denoising else None
+
+    def link_loss(self, before: Tensor, assigned_before: Tensor, after: Tensor, assigned_after: Tensor) -> Tensor:
+        """Cross-entropy of telling, on the frame two consecutive windows share, which query of one
+        window is the track a query of the other follows (both ways; QDTrack-like, over all queries).
+
+        before float[B,N1,e], after float[B,N2,e]: the unit link embeddings of the two windows' queries
+        on the shared frame; assigned_* long[B,N]: each query's track (-1: none). A query counts when its
+        track has a query in the other window."""
+        with torch.autocast(before.device.type, enabled=False):
+            before, after = before.float(), after.float()
+            similarity = after @ before.transpose(1, 2) / LINK_TEMPERATURE  # [B,N2,N1]
+            same = (assigned_after[:, :, None] == assigned_before[:, None, :]) & (assigned_after >= 0)[:, :, None]
+            terms = []
+            for logits, pairs in ((similarity, same), (similarity.transpose(1, 2), same.transpose(1, 2))):
+                counted = pairs.any(-1)
+                target = pairs.float().argmax(-1, keepdim=True)
+                loss = torch.logsumexp(logits, -1) - torch.gather(logits, -1, target).squeeze(-1)
+                terms.append(torch.where(counted, loss, 0.0).sum() / _mean_over_ranks(counted.sum().float()).clamp(min=1.0))
+            return (terms[0] + terms[1]) / 2
 
     def carried_queries(
         self, assigned: Tensor, present: Tensor, scores: Tensor, detect: int, train: bool

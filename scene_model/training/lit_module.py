@@ -20,7 +20,14 @@ from scene_model.tracking.predictions import prediction_scores
 from scene_model.tracking.sequence_tracker import Carry, Observe, SequenceTracker
 from scene_model.training.checkpoints import check_fits
 from scene_model.training.fast_paths import apply_fast_paths, channels_last_frames
-from scene_model.training.head_adapter import DN_TERMS, GROUP_TERMS, LOSS_TERMS, CarriedTargets, HeadAdapter
+from scene_model.training.head_adapter import (
+    DN_TERMS,
+    GROUP_TERMS,
+    LINK_TERMS,
+    LOSS_TERMS,
+    CarriedTargets,
+    HeadAdapter,
+)
 
 
 class SceneModelLightningModule(L.LightningModule):
@@ -134,10 +141,17 @@ class SceneModelLightningModule(L.LightningModule):
                 dn_state.queries if dn_state else None, tracks,
             )
             losses = self.head_adapter.compute_loss(outputs, window.tracks, window.padding_mask, dn_state, carried)
+            if index > 0 and "embedding" in outputs:  # which query is which track across the shared frame
+                before, after = per_window[-1], outputs["embedding"][:, 0]
+                losses["link"] = self.head_adapter.link_loss(before["last_embedding"], before["assigned"], after, losses["assigned"])
+                losses["total"] = losses["total"] + self.head_adapter.link_weight * losses["link"]
+            if "embedding" in outputs:
+                losses["last_embedding"] = outputs["embedding"][:, -1]
             per_window.append(losses)
-            if index + 1 < len(starts):
+            if index + 1 < len(starts) and self.model.track_update is not None:
                 tracks, carried = self.carry_in_training(outputs, window, losses["assigned"], train)
-        losses = {k: torch.stack([w[k] for w in per_window]).mean() for k in per_window[0] if k != "assigned"}
+        scalars = [k for k in per_window[-1] if k not in ("assigned", "last_embedding")]
+        losses = {k: torch.stack([w[k] for w in per_window if k in w]).mean() for k in scalars}
         if unused_labels and self.model.label_embed is not None:
             # A batch without tracks has no denoising queries: keep the label embedding in the graph so
             # that DDP (find_unused_parameters=false) still gets its gradient, zero, from every rank.
@@ -164,7 +178,7 @@ class SceneModelLightningModule(L.LightningModule):
         # Tags: <stage>/loss/total, the final decoder layer's terms (cls, bbox, giou, exist), the weighted
         # sums of the earlier layers (aux) and of the proposals (enc), and the denoising terms (dn_*).
         self.log(f"{stage}/loss/total", losses["total"].detach(), prog_bar=stage != "train", **common)
-        names = [name for name in LOSS_TERMS + GROUP_TERMS + DN_TERMS if name in losses]
+        names = [name for name in LOSS_TERMS + GROUP_TERMS + DN_TERMS + LINK_TERMS if name in losses]
         self.log_dict({f"{stage}/loss/{name}": losses[name].detach() for name in names}, **common)
         return losses, outputs
 
