@@ -10,7 +10,7 @@ split's HOTA, DetA, AssA and IDF1 with its crossing count, then the mean and spr
 checkpoints (e.g. training seeds of one setting) also the mean and spread over them.
 
 Two fixed, disjoint seed sets: ``--seeds choosing`` (100-111) is where settings are chosen,
-``--seeds reporting`` (200-211, the default) is what the README reports. The data sets are those of
+``--seeds reporting`` (200-211, the default) is what docs/results.md reports. The data sets are those of
 the default run config's ``data.synthetic`` with the seed replaced; the checkpoint's own data options
 (evaluation size, windows) and tracker (``eval.tracker``, changed with ``--tracker KEY=VALUE``) are used.
 """

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> TrackedSource:
             options = TrackerOptions.from_mapping(run.cfg.eval.tracker).replace(**flag_values(args))
             done = track_source(
                 source, run.module.predict, run.datamodule, SequenceTracker(options), args.out,
-                video=not args.no_video, stride=args.stride, batch_size=args.batch_size,
+                video=not args.no_video, stride=args.stride, batch_size=args.batch_size, carry=run.module.carry,
             )
     except SceneModelError as err:
         hint = "; --allow-short tracks the frames decoded" if isinstance(err, ShortVideoError) else ""

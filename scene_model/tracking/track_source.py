@@ -22,7 +22,7 @@ from scene_model.errors import SceneModelError
 from scene_model.outputs import writable_dir, write_text_atomically
 from scene_model.tracking.drawing import draw_tracks
 from scene_model.tracking.mot_results import format_rows
-from scene_model.tracking.sequence_tracker import Predict, SequenceTracker, check_overlap
+from scene_model.tracking.sequence_tracker import Carry, Predict, SequenceTracker, check_overlap
 from scene_model.tracking.stream import stream_windows
 from scene_model.tracking.video_output import VideoWriter, rows_by_frame
 
@@ -69,12 +69,14 @@ def track_source(
     progress: bool = True,
     stride: int | None = None,
     batch_size: int | None = None,
+    carry: Carry | None = None,
 ) -> TrackedSource:
     """Track ``source`` with ``predict`` (a module's ``predict``) and write ``<name>.txt`` (and
     ``<name>.mp4``) into ``out_dir``. ``datamodule`` gives the run's windows (``clip_len``, evaluation
     transform); windows every ``stride`` frames (default: ``data.val_stride``), ``batch_size`` per
-    forward pass (default: ``data.eval_batch_size``). ``out_dir`` is created and checked for writing
-    before the first frame is read."""
+    forward pass (default: ``data.eval_batch_size``; one with ``carry``, a model's track queries, which
+    go from each window into the next). ``out_dir`` is created and checked for writing before the first
+    frame is read."""
     check_output_dir(out_dir)
     info = source.info
     clip_len = datamodule.clip_len
@@ -86,9 +88,9 @@ def track_source(
         frames = Counted(source.frames(geometry), bar)
         windows = stream_windows(
             iter(frames), info.name, (info.height, info.width), clip_len,
-            stride, datamodule.eval_transform, geometry, batch_size or datamodule.eval_batch_size,
+            stride, datamodule.eval_transform, geometry, 1 if carry is not None else batch_size or datamodule.eval_batch_size,
         )
-        rows = tracker.track(predict, windows, [info.name])[info.name]
+        rows = tracker.track(predict, windows, [info.name], carry)[info.name]
     num_frames = frames.count
     if num_frames == 0:
         raise SceneModelError(f"{source.path} holds no frame")

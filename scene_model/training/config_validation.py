@@ -130,6 +130,7 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"missing required value(s): {', '.join(missing)}; set them on the command line ({examples})")
     problems: dict[str, str] = {}
     _check_tracker(cfg, problems)
+    _check_chains(cfg, problems)
     _check_keys(cfg, problems)
     _check_targets(cfg, "", problems)
     _check_ranges(cfg, problems)
@@ -146,6 +147,17 @@ def _check_tracker(cfg: DictConfig, problems: dict[str, str]) -> None:
     except ConfigError as err:
         key, _, why = str(err).partition(": ")
         problems[key.split("=")[0]] = why
+
+
+def _check_chains(cfg: DictConfig, problems: dict[str, str]) -> None:
+    """Track queries and link embeddings are trained across windows: they need chains of two or more."""
+    chain = OmegaConf.select(cfg, "data.chain_len", default=None)
+    if not isinstance(chain, int) or chain >= 2 or not cfg.get("train", True):
+        return
+    for key, on in (("model.track_queries", True), ("model.link_dim", None)):
+        value = OmegaConf.select(cfg, key, default=None)
+        if (value is True) if on else (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            problems[key] = f"{value} is trained across the windows of a chain: set data.chain_len=2 or more (it is {chain})"
 
 
 def _check_keys(cfg: DictConfig, problems: dict[str, str]) -> None:

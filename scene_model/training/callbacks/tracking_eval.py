@@ -1,20 +1,21 @@
-"""Tracking evaluation during training and in evaluate-only runs, from the validation loop's predictions.
+"""Tracking evaluation during training and in evaluate-only runs.
 
 Every ``every_n_epochs`` epochs (and at the last epoch) of a fit, and in every ``trainer.validate``
-run, the predictions the validation loop made for its windows (the data module's overlapping
-evaluation windows) are linked into whole-sequence tracks, written as MOTChallenge result files and
+run, after the validation loop's losses, the val split is tracked in a pass of its own
+(``SceneModelLightningModule.track_split``: each sequence's overlapping evaluation windows in order,
+a model's track queries carried from one to the next), written as MOTChallenge result files and
 scored with TrackEval; HOTA, DetA, AssA, DetRe, DetPr, LocA, MOTA, IDF1 and IDSW are logged as
 ``val/track/<name>`` (so they reach TensorBoard and ``trainer.callback_metrics``, and can be
 ``optimized_metric``). With ``diagnostics`` the same pass yields the detection diagnostics
 (``tracking.diagnostics``: counts, matched IoU, best-query recall, score AUC) as ``val/diag/<name>``,
 the matched and unmatched score histograms in TensorBoard, two console lines and a ``diagnostics``
-entry of the metrics JSON (without, ``val/diag/boxes_written`` only). No window is decoded or run
-through the model a second time. An evaluate-only run also tracks ``submit_split`` (no ground truth
-needed), writes its results and zips them for the evaluation server.
+entry of the metrics JSON (without, ``val/diag/boxes_written`` only). An evaluate-only run also
+tracks ``submit_split`` (no ground truth needed), writes its results and zips them for the evaluation
+server.
 
 Files under ``output_dir``: ``<split>/<sequence>.txt``, ``<split>_metrics.csv``/``.json``,
 ``<submit_split>/`` and ``<submit_split>.zip``; the picture ``<viz_dir>/epoch_NNN.png``.
-With several processes each predicts its share of the windows; rank zero links, writes and scores.
+With several processes each tracks its share of the sequences; rank zero writes and scores.
 """
 
 from __future__ import annotations
