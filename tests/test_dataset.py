@@ -145,17 +145,18 @@ def test_other_generator_seeds_add_training_sequences_and_leave_val_alone(tmp_pa
     from tests.builders import synthetic_spec
 
     spec = synthetic_spec(num_train=1, num_val=1, num_test=0, num_frames=8, sizes=[[96, 54]], seed=5)
-    dm = make_datamodule(tmp_path / "set", synthetic=spec, train_seeds=[6, 7], clip_len=3, train_sizes=[32], eval_size=32)
+    dm = make_datamodule(tmp_path / "set", synthetic=spec, extra_train_sets=2, clip_len=3, train_sizes=[32], eval_size=32)
+    assert dm.extra_train_seeds() == [6001, 6002]
     dm.prepare_data()
     dm.setup("fit")
     assert len(dm.datasets["train"].sequences) == 3 and len(dm.datasets["val"].sequences) == 1
-    extra = tmp_path / "set_train_seed6"
+    extra = tmp_path / "set_train_seed6001"
     assert sorted(p.name for p in extra.iterdir()) == ["synthetic.json", "train", "train_seqmap.txt"]  # no val, no test
-    # The extra train sequence is the one the whole data set of seed 6 holds.
-    whole = ensure_synthetic(tmp_path / "whole6", SyntheticSpec.from_dict({**spec, "seed": 6}))
+    # The extra train sequence is the one the whole data set of seed 6001 holds.
+    whole = ensure_synthetic(tmp_path / "whole", SyntheticSpec.from_dict({**spec, "seed": 6001}))
     assert (whole / "train" / "synth0001" / "gt" / "gt.txt").read_text() == (extra / "train" / "synth0001" / "gt" / "gt.txt").read_text()
-    with pytest.raises(Exception, match="data.train_seeds"):
-        make_datamodule(tmp_path / "set", train_seeds=[6])
+    with pytest.raises(Exception, match="data.extra_train_sets=1 .* needs data.synthetic"):
+        make_datamodule(tmp_path / "set", extra_train_sets=1)
 
 
 def test_training_windows_start_anywhere_in_their_stride(tiny_root):

@@ -74,7 +74,7 @@ class DancetrackDataModule(L.LightningDataModule):
         self,
         root: str,
         synthetic: dict | None,
-        train_seeds: Sequence[int],
+        extra_train_sets: int,
         clip_len: int,
         chain_len: int,
         max_interval: int,
@@ -103,9 +103,12 @@ class DancetrackDataModule(L.LightningDataModule):
         super().__init__()
         self.root = Path(root)
         self.synthetic = dict(synthetic) if synthetic else None
-        self.train_seeds = [int(seed) for seed in train_seeds]
-        if self.train_seeds and self.synthetic is None:
-            raise ConfigError("data.train_seeds adds the train splits of other synthetic generator seeds: it needs data.synthetic")
+        self.extra_train_sets = int(extra_train_sets)
+        if self.extra_train_sets and self.synthetic is None:
+            raise ConfigError(
+                f"data.extra_train_sets={extra_train_sets} adds the train splits of other synthetic generator seeds: "
+                "it needs data.synthetic (0 for real data)"
+            )
         self.clip_len = clip_len
         self.chain_len = chain_len
         self.max_interval = max_interval
@@ -132,14 +135,21 @@ class DancetrackDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         if self.synthetic is not None:
             ensure_synthetic(self.root, SyntheticSpec.from_dict(self.synthetic))
-            for seed, root in zip(self.train_seeds, self.train_roots()[1:], strict=True):
+            for seed, root in zip(self.extra_train_seeds(), self.train_roots()[1:], strict=True):
                 ensure_synthetic(root, SyntheticSpec.from_dict({**self.synthetic, "seed": seed}), splits=("train",))
 
+    def extra_train_seeds(self) -> list[int]:
+        """The generator seeds of the ``extra_train_sets``: 1000 x (seed + 1) + 1, + 2, ..., derived from
+        the data set's own seed (another seed, other extra sets) and apart from the small seeds a
+        researcher scores on (the benchmark's are 100-111 and 200-211)."""
+        base = 1000 * (int(self.synthetic["seed"]) + 1) if self.synthetic is not None else 0
+        return [base + k for k in range(1, self.extra_train_sets + 1)]
+
     def train_roots(self) -> list[Path]:
-        """The data sets whose train split is trained on: ``root``, then for every ``train_seeds`` seed
-        the train split of that synthetic generator seed, kept beside it as ``<root>_train_seed<N>``
-        (more training sequences; the val split stays ``root``'s)."""
-        return [self.root] + [self.root.with_name(f"{self.root.name}_train_seed{seed}") for seed in self.train_seeds]
+        """The data sets whose train split is trained on: ``root``, then the train split of each extra
+        set, kept beside it as ``<root>_train_seed<N>`` (more training sequences of the same generator;
+        the val and test splits stay ``root``'s)."""
+        return [self.root] + [self.root.with_name(f"{self.root.name}_train_seed{seed}") for seed in self.extra_train_seeds()]
 
     def load_split(
         self, split: str, require_gt: bool = True, require_boxes: bool = False, root: Path | None = None

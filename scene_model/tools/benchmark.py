@@ -87,7 +87,7 @@ def score_split(run: TrainedRun, root: Path, options: TrackerOptions, scratch: P
     """Track the val split at ``root`` with the checkpoint's model and ``options``; TrackEval's combined metrics."""
     cfg = OmegaConf.create(OmegaConf.to_container(run.cfg))
     with open_dict(cfg):
-        cfg.data.root, cfg.data.synthetic, cfg.data.train_seeds = str(root), None, []
+        cfg.data.root, cfg.data.synthetic, cfg.data.extra_train_sets = str(root), None, 0
     datamodule = ConfigLoader(cfg).build_datamodule()
     split = datamodule.eval_split("val")
     results = run.module.track_split(datamodule, split, SequenceTracker(options))

@@ -53,6 +53,7 @@ KEY_RANGES: dict[str, str] = {
     "scheduler.gamma": "> 0",
     "data.clip_len": ">= 1",
     "data.chain_len": ">= 1",
+    "data.extra_train_sets": ">= 0",
     "data.max_interval": ">= 1",
     "data.train_stride": ">= 1",
     "data.val_stride": ">= 1",
