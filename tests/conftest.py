@@ -35,6 +35,8 @@ def tiny_overrides(root: Path) -> list[str]:
         f"data.root={root}",
         f"data.synthetic={{{synthetic},sizes:[{sizes}]}}",
         "data.num_workers=0",
+        "data.extra_train_sets=0",
+        "data.train_stride=3",
         "data.clip_len=3",
         "data.train_sizes=[64]",
         "data.eval_size=64",
