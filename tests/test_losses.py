@@ -166,7 +166,9 @@ def test_track_queries_keep_their_track_and_detect_queries_take_the_others():
     tracks = random_tracks()
     out = outputs_from(tracks, 8, perfect=True)
     carried = CarriedTargets(torch.tensor([[0, -1], [0, -1]]), torch.tensor([[True, True], [True, False]]))
-    losses = adapter().compute_loss(out, tracks, torch.zeros(2, 3, dtype=torch.bool), carried=carried)
+    exclusive = adapter()
+    exclusive.track_exclusive = True  # MOTR's assignment: detect queries take only the tracks no track query follows
+    losses = exclusive.compute_loss(out, tracks, torch.zeros(2, 3, dtype=torch.bool), carried=carried)
     assigned = losses["assigned"]
     assert assigned[:, 6].tolist() == [0, 0] and assigned[:, 7].tolist() == [-1, -1]
     assert 0 not in assigned[:, :6].tolist()[0] and 0 not in assigned[:, :6].tolist()[1]
