@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 from scene_model.data.datamodule import EvalSplit
 from scene_model.data.synthetic import SyntheticSpec, ensure_synthetic
 from scene_model.errors import SceneModelError
-from scene_model.tools.compose import compose_run_config
+from scene_model.tools.compose import compose_run_config, use_data_on_disk
 from scene_model.tracking.mot_results import write_results
 from scene_model.tracking.options import TrackerOptions, parse_assignments
 from scene_model.tracking.sequence_tracker import SequenceTracker
@@ -86,8 +86,7 @@ def crossings(split: EvalSplit, iou: float = CROSSING_IOU) -> int:
 def score_split(run: TrainedRun, root: Path, options: TrackerOptions, scratch: Path) -> tuple[EvalSplit, dict[str, float]]:
     """Track the val split at ``root`` with the checkpoint's model and ``options``; TrackEval's combined metrics."""
     cfg = OmegaConf.create(OmegaConf.to_container(run.cfg))
-    with open_dict(cfg):
-        cfg.data.root, cfg.data.synthetic, cfg.data.extra_train_sets = str(root), None, 0
+    use_data_on_disk(cfg, root)
     datamodule = ConfigLoader(cfg).build_datamodule()
     split = datamodule.eval_split("val")
     results = run.module.track_split(datamodule, split, SequenceTracker(options))

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from torch import Tensor
 
 from scene_model.data.types import SceneBatch
-from scene_model.tools.compose import compose_run_config
+from scene_model.tools.compose import compose_run_config, use_data_on_disk
 from scene_model.tracking.mot_results import write_results
 from scene_model.tracking.options import add_tracker_flags, flag_values
 from scene_model.tracking.sequence_tracker import Predict, SequenceTracker, check_overlap
@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="data options of the run config, e.g. clip_len=5 val_stride=2 (default: conf/data/synthetic.yaml's)")
     add_tracker_flags(parser, "tracker (default: eval.tracker of the run config)")
     args = parser.parse_args(argv)
-    cfg = compose_run_config([f"data.root={args.root}", "data.synthetic=null", "data.num_workers=0"] + [f"data.{kv}" for kv in args.data])
+    cfg = compose_run_config(["data.num_workers=0"] + [f"data.{kv}" for kv in args.data])
+    use_data_on_disk(cfg, args.root)
     datamodule = instantiate(cfg.data)
     split = datamodule.eval_split(args.split)
     check_overlap(datamodule.clip_len, datamodule.val_stride)

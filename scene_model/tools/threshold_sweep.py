@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import open_dict
 
 from scene_model.data.datamodule import EvalSplit
 from scene_model.errors import ConfigError
+from scene_model.tools.compose import use_data_on_disk
 from scene_model.tracking.mot_results import write_results
 from scene_model.tracking.options import TrackerOptions, parse_assignments
 from scene_model.tracking.predictions import WindowPrediction
@@ -124,6 +124,7 @@ def split_configs(cfg, seeds: Sequence[int] | None) -> list:
         variant.data.synthetic.seed = seed
         root = Path(variant.data.root)
         variant.data.root = str(root.with_name(f"{root.name}_seed{seed}"))
+        variant.data.extra_train_sets = 0  # scored on its val split: its extra train sets are never read
         configs.append(variant)
     return configs
 
@@ -148,9 +149,7 @@ def main(argv: list[str] | None = None) -> list[SweepRow]:
     run = load_trained(args.checkpoint, args.device)
     cfg = run.cfg
     if args.root is not None:
-        with open_dict(cfg):
-            cfg.data.root = args.root
-            cfg.data.synthetic = None
+        use_data_on_disk(cfg, args.root)
     # A value out of range stops here, before the model runs.
     options = TrackerOptions.from_mapping(cfg.eval.tracker).replace(nms_iou=args.nms_iou, **overrides)
     pairs = threshold_pairs(args.start, args.keep)
