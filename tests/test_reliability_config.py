@@ -26,7 +26,7 @@ from tests.test_configs import EXTRA, GROUP_OPTIONS
         (["seed=abc"], r"^seed: expected int \| None"),
         (["model.backbone.freeze=maybe"], r"^model\.backbone\.freeze: expected bool, got 'maybe' \(str\)$"),
         (["module.channels_last=fast"], r"^module\.channels_last: expected bool, got 'fast' \(str\)$"),
-        (["model.track_queries=true"], r"^model\.track_queries: True is trained across the windows of a chain: set data\.chain_len=2 or more \(it is 1\)$"),
+        (["model.track_queries=true"], r"^model\.track_queries: true is trained across the windows of a chain: set data\.chain_len=2 or more \(it is 1\)$"),
         (["model.link_dim=16"], r"^model\.link_dim: 16 is trained across the windows of a chain: set data\.chain_len=2 or more \(it is 1\)$"),
         (["module.compile=sometimes"], r"^module\.compile: expected bool, got 'sometimes' \(str\)$"),
         (["training.max_bad_steps=0"], r"^training\.max_bad_steps: 0 is out of range, expected >= 1$"),

@@ -148,7 +148,7 @@ class TrackLinker:
             similarity = self.prev_embeddings[active] @ embeddings[0].T / LINK_TEMPERATURE  # [A, Q]
             similarity = similarity.masked_fill(dropped[None, :], float("-inf"))
             affinity = similarity.softmax(1) * similarity.softmax(0)
-            objective = torch.nan_to_num(affinity) * scores.mean(0)[None, :]
+            objective = affinity * scores.mean(0)[None, :]  # NaN where every query is dropped: 0 below
         else:
             objective = iou * scores.mean(0)[None, :] * self._height_agreement(self.prev_tracks[active], boxes)
         objective = torch.nan_to_num(objective).masked_fill(iou < self.link_iou, 0.0).masked_fill(dropped[None, :], -1.0)

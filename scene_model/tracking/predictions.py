@@ -52,7 +52,8 @@ def window_predictions(outputs: dict[str, Tensor], batch: SceneBatch) -> list[Wi
     """The model outputs of ``batch`` (boxes and scores, the ``aux`` outputs are not read), one
     WindowPrediction per sample, brought to the CPU in one copy."""
     parts = [output_boxes(outputs), prediction_scores(outputs)[..., None]]
-    if "embedding" in outputs:
+    with_embeddings = "embedding" in outputs
+    if with_embeddings:
         parts.append(outputs["embedding"])
     host = torch.cat([p.to(parts[0].dtype) for p in parts], dim=-1).float().cpu()
     scale, limits = pixel_scale(batch)
@@ -64,7 +65,7 @@ def window_predictions(outputs: dict[str, Tensor], batch: SceneBatch) -> list[Wi
         frames = np.array([target.frame_index for target in batch.targets[b]], dtype=np.int64)
         valid = torch.from_numpy(frames >= 0)
         embeddings = None
-        if host.shape[-1] > 5:
+        if with_embeddings:
             kept = host[b][valid][..., 5:]
             embeddings = torch.stack([kept[0], kept[-1]]) if len(kept) else None
         windows.append(WindowPrediction(name, frames[valid.numpy()], boxes[b][valid], scores[b][valid], embeddings))

@@ -155,10 +155,12 @@ def _check_chains(cfg: DictConfig, problems: dict[str, str]) -> None:
     chain = OmegaConf.select(cfg, "data.chain_len", default=None)
     if not isinstance(chain, int) or chain >= 2 or not cfg.get("train", True):
         return
-    for key, on in (("model.track_queries", True), ("model.link_dim", None)):
-        value = OmegaConf.select(cfg, key, default=None)
-        if (value is True) if on else (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-            problems[key] = f"{value} is trained across the windows of a chain: set data.chain_len=2 or more (it is {chain})"
+    why = f"is trained across the windows of a chain: set data.chain_len=2 or more (it is {chain})"
+    if OmegaConf.select(cfg, "model.track_queries", default=None) is True:
+        problems["model.track_queries"] = f"true {why}"
+    link_dim = OmegaConf.select(cfg, "model.link_dim", default=None)
+    if isinstance(link_dim, int) and not isinstance(link_dim, bool) and link_dim > 0:
+        problems["model.link_dim"] = f"{link_dim} {why}"
 
 
 def _check_keys(cfg: DictConfig, problems: dict[str, str]) -> None:

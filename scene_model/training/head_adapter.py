@@ -97,8 +97,7 @@ class HeadAdapter:
             terms = []
             for logits, pairs in ((similarity, same), (similarity.transpose(1, 2), same.transpose(1, 2))):
                 counted = pairs.any(-1)
-                target = pairs.float().argmax(-1, keepdim=True)
-                loss = torch.logsumexp(logits, -1) - torch.gather(logits, -1, target).squeeze(-1)
+                loss = F.cross_entropy(logits.transpose(1, 2), pairs.float().argmax(-1), reduction="none")  # [B,N]
                 terms.append(torch.where(counted, loss, 0.0).sum() / _mean_over_ranks(counted.sum().float()).clamp(min=1.0))
             return (terms[0] + terms[1]) / 2
 
