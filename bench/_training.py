@@ -18,6 +18,7 @@ from scene_model.data.types import SceneBatch
 from scene_model.training.config_loader import ConfigLoader
 from scene_model.training.config_validation import validate_config
 from scene_model.training.lit_module import SceneModelLightningModule
+from scene_model.training.precision import resolve_precision
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -28,6 +29,7 @@ def run_config(overrides: Sequence[str], output_dir: Path) -> DictConfig:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[f"paths.output_dir={output_dir}", *overrides])
     validate_config(cfg)
+    resolve_precision(cfg)
     return cfg
 
 
@@ -61,7 +63,8 @@ class CachedData(L.LightningDataModule):
 
 class PlainLoop:
     """One training step of ``module``'s model in plain PyTorch: the module's own ``loss_step`` (forward and
-    loss), backward, the run's gradient clipping, optimiser and scheduler step. No logging, no callbacks."""
+    loss, under bf16 autocast when the run's ``trainer.precision`` is bf16-mixed, as Lightning runs it),
+    backward, the run's gradient clipping, optimiser and scheduler step. No logging, no callbacks."""
 
     def __init__(self, module: SceneModelLightningModule, cfg: DictConfig, total_steps: int) -> None:
         self.module = copy.deepcopy(module)
@@ -71,9 +74,11 @@ class PlainLoop:
         self.scheduler = factory(self.optimizer, total_steps=total_steps) if factory is not None else None
         self.clip = cfg.trainer.get("gradient_clip_val")
         self.clip_algorithm = cfg.trainer.get("gradient_clip_algorithm") or "norm"
+        self.bf16 = str(cfg.trainer.precision) == "bf16-mixed"
 
     def step(self, batch: SceneBatch) -> torch.Tensor:
-        loss = self.module.loss_step(batch, train=True)[0]["total"]
+        with torch.autocast(batch.frames.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            loss = self.module.loss_step(batch, train=True)[0]["total"]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.clip:

@@ -46,6 +46,7 @@ def tiny_overrides(root: Path) -> list[str]:
         "model.num_decoder_layers=2",
         "model.num_queries=8",
         "trainer.accelerator=cpu",
+        "trainer.precision=32-true",  # the same arithmetic on every machine (trainer.precision=auto: tests/test_precision.py)
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=2",
         "trainer.limit_val_batches=1",

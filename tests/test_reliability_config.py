@@ -17,7 +17,7 @@ from tests.test_configs import EXTRA, GROUP_OPTIONS
     [
         (["optimizer.lr=fast"], r"^optimizer\.lr: expected float \| Tensor, got 'fast' \(str\)$"),
         (["trainer.max_epochs=abc"], r"^trainer\.max_epochs: expected int \| None, got 'abc'"),
-        (["trainer.precision=fp32"], r"^trainer\.precision: expected one of .*'bf16-mixed'.*got 'fp32'"),
+        (["trainer.precision=fp32"], r"^trainer\.precision: expected 'auto' or one of .*'bf16-mixed'.*got 'fp32'"),
         (["data.batch_size=two"], r"^data\.batch_size: expected int, got 'two'"),
         (["data.clip_len=4.5"], r"^data\.clip_len: expected int, got 4\.5 \(float\)"),
         (["model.num_queries=ten"], r"^model\.num_queries: expected int, got 'ten'"),

@@ -45,27 +45,26 @@ def test_window_boxes_in_pixels_invert_resize_and_padding(tiny_root):
     split = dm.eval_split("train")
     records = split.sequences
     assert len({(r.info.width, r.info.height) for r in records}) == 2
-    loader = dm.eval_windows(split)
-    batch = next(iter(loader))
-    assert len(set(batch.sequence_ids)) == 2
-    tracks = batch.tracks
-    scores = torch.ones(tracks.boxes.shape[:3] + (1,))
-    outputs = {"bbox_center": tracks.boxes[..., :2], "bbox_size": tracks.boxes[..., 2:], "exist_conf": scores}
-    windows = window_predictions(outputs, batch)
     by_name = {r.info.name: r for r in records}
     checked = 0
-    for b, name in enumerate(batch.sequence_ids):
-        pixels = windows[b].boxes
-        for t, frame in enumerate(batch.frame_indices[b].tolist()):
-            if frame < 0:
-                continue
-            assert windows[b].frames[t] == frame
-            gt_xywh, gt_ids, _ = by_name[name].boxes_of(frame)
-            kept = np.isin(gt_ids, batch.targets[b][t].track_ids.numpy())  # the transform drops sub-pixel boxes
-            k = [tracks.track_ids[b].tolist().index(i) for i in gt_ids[kept]]
-            expected = box_convert(torch.from_numpy(gt_xywh[kept]), "xywh", "xyxy")
-            torch.testing.assert_close(pixels[t, k], expected, atol=1e-3, rtol=0)
-            checked += int(kept.sum())
+    for batch in dm.eval_windows(split):
+        assert len(set(batch.sequence_ids)) == 2  # one window of each sequence: both frame sizes in every batch
+        tracks = batch.tracks
+        scores = torch.ones(tracks.boxes.shape[:3] + (1,))
+        outputs = {"bbox_center": tracks.boxes[..., :2], "bbox_size": tracks.boxes[..., 2:], "exist_conf": scores}
+        windows = window_predictions(outputs, batch)
+        for b, name in enumerate(batch.sequence_ids):
+            pixels = windows[b].boxes
+            for t, frame in enumerate(batch.frame_indices[b].tolist()):
+                if frame < 0:
+                    continue
+                assert windows[b].frames[t] == frame
+                gt_xywh, gt_ids, _ = by_name[name].boxes_of(frame)
+                kept = np.isin(gt_ids, batch.targets[b][t].track_ids.numpy())  # the transform drops sub-pixel boxes
+                k = [tracks.track_ids[b].tolist().index(i) for i in gt_ids[kept]]
+                expected = box_convert(torch.from_numpy(gt_xywh[kept]), "xywh", "xyxy")
+                torch.testing.assert_close(pixels[t, k], expected, atol=1e-3, rtol=0)
+                checked += int(kept.sum())
     assert checked > 100
 
 
@@ -74,13 +73,13 @@ def test_window_truth_lines_up_with_window_predictions_on_a_mixed_batch(tiny_roo
     sides (matched IoU and recall 1, every object matched) across two frame sizes and a short window."""
     dm = datamodule(tiny_root, eval_size=64, val_stride=2, eval_batch_size=64)
     split = dm.eval_split("train")
-    batch = next(iter(dm.eval_windows(split)))
-    assert len(set(batch.sequence_ids)) == 2
-    windows = window_predictions(oracle_predict(NUM_QUERIES, shuffle=True)(batch), batch)
-    truths = window_truth(batch)
-    assert [len(w.frames) for w in windows] == [len(t.boxes) for t in truths]
     diag = DetectionDiagnostics()
-    diag.add_batch(windows, batch)
+    for batch in dm.eval_windows(split):
+        assert len(set(batch.sequence_ids)) == 2
+        windows = window_predictions(oracle_predict(NUM_QUERIES, shuffle=True)(batch), batch)
+        truths = window_truth(batch)
+        assert [len(w.frames) for w in windows] == [len(t.boxes) for t in truths]
+        diag.add_batch(windows, batch)
     values = diag.summary()
     assert values["matched_iou"] == pytest.approx(1.0, abs=1e-4) and values["recall_75"] == 1.0
     assert values["score_auc"] == 1.0 and values["gt_boxes"] > 100

@@ -23,6 +23,7 @@ from scene_model.tools.oracle import oracle_predict
 from scene_model.tracking import TrackerOptions
 from scene_model.tracking.diagnostics import DIAGNOSTICS
 from scene_model.tracking.drawing import ALERT
+from scene_model.tracking.sequence_tracker import TrackingSession
 from scene_model.tracking.trackeval_metrics import HEADLINE
 from scene_model.training.callbacks import TrackingEvaluator
 from scene_model.training.lit_module import SceneModelLightningModule
@@ -63,8 +64,8 @@ def test_fit_logs_tracking_metrics_writes_results_and_the_track_picture(tiny_cfg
 def test_evaluate_only_run_scores_val_and_writes_the_submission(tiny_cfg, monkeypatch):
     """With the model's predictions replaced by the ground truth, the whole path must report HOTA 100;
     the submission split (no gt: the ground-truth model sees nothing there) is tracked too."""
-    oracle = oracle_predict(20)
-    monkeypatch.setattr(SceneModelLightningModule, "predict", lambda self, batch, tracks=None: oracle(batch))
+    oracle, step = oracle_predict(20), TrackingSession.step
+    monkeypatch.setattr(TrackingSession, "step", lambda self, batch, outputs: step(self, batch, oracle(batch)))
     cfg = tiny_cfg(
         "train=false", "eval.untrained=true", "optimized_metric=val/track/HOTA", "data.eval_size=108",
         "trainer.limit_val_batches=1.0", "eval.tracker.smooth_sigma=0",  # exact boxes stay exact
@@ -83,33 +84,39 @@ def test_evaluate_only_run_scores_val_and_writes_the_submission(tiny_cfg, monkey
     assert (tracking / "test" / "synth0004.txt").read_text() == ""
 
 
-def test_an_epoch_runs_each_val_window_once_for_the_losses_and_once_for_the_tracker(tiny_cfg, monkeypatch):
-    """The validation loop computes the losses; the tracker runs its own pass over the overlapping
-    windows, each sequence's windows in order (a model with track queries carries them from one to the
-    next), every window decoded and run once in each."""
-    decoded, forwards = [], []
-    getitem, model_encode = ClipDataset.__getitem__, SceneModel.encode
+def test_an_epoch_runs_each_val_window_once_and_encodes_each_frame_once(tiny_cfg, monkeypatch):
+    """The validation loop's one forward of each window gives its losses and its tracks: the windows come
+    in order (each sequence's overlapping windows one after the other), each is read and decoded once,
+    and the frame two windows share is encoded once."""
+    read, decoded, encoded = [], [], []
+    getitem, model_decode, model_encode = ClipDataset.__getitem__, SceneModel.decode, SceneModel.encode_frames
 
     def counting_getitem(self, index):
         clip = getitem(self, index)
         if not self.train:
-            decoded.append((clip.sequence_id, tuple(clip.frame_indices.tolist())))
+            read.append((clip.sequence_id, tuple(clip.frame_indices.tolist())))
         return clip
+
+    def counting_decode(self, clip, *args, **kwargs):
+        if not self.training:
+            decoded.append(clip.memory.shape[0])
+        return model_decode(self, clip, *args, **kwargs)
 
     def counting_encode(self, frames, *args, **kwargs):
         if not self.training:
-            forwards.append(frames.shape[0])
+            encoded.append(frames.shape[0])
         return model_encode(self, frames, *args, **kwargs)
 
     monkeypatch.setattr(ClipDataset, "__getitem__", counting_getitem)
-    monkeypatch.setattr(SceneModel, "encode", counting_encode)
+    monkeypatch.setattr(SceneModel, "decode", counting_decode)
+    monkeypatch.setattr(SceneModel, "encode_frames", counting_encode)
     cfg = tiny_cfg("trainer.limit_val_batches=1.0", "data.clip_len=4", "optimized_metric=val/track/HOTA")
     assert train(cfg) is not None
     windows = ClipDataset(make_datamodule(cfg.data.root).load_split("val"), 4, None, train=False, stride=3)
     expected = [(windows.sequences[s].info.name, tuple(range(f, f + 4))) for s, f in zip(windows.seq_index, windows.starts, strict=True)]
-    assert decoded[: len(expected)] == expected  # the losses: each window once, consecutive ones sharing a frame
-    assert decoded[len(expected) :] == expected  # the tracker: the same windows in the same order (one sequence)
-    assert sum(forwards) == 2 * len(expected)  # and each through the model once in each pass
+    assert read == expected  # each window once, in order, consecutive ones sharing a frame
+    assert sum(decoded) == len(expected)  # one forward per window: losses, pictures and tracks from it
+    assert sum(encoded) == sum(r.info.length for r in windows.sequences)  # each frame encoded once
     assert (Path(cfg.paths.output_dir) / "tracking" / "val_metrics.json").is_file()
 
 
@@ -131,18 +138,11 @@ def test_evaluate_only_from_a_checkpoint(tiny_cfg, tmp_path):
 def test_a_model_that_writes_no_box_says_so_in_the_console_and_on_the_pictures(tiny_cfg, monkeypatch, caplog):
     forward = SceneModelLightningModule.loss_step
 
-    def silent(self, batch, train):
-        losses, outputs = forward(self, batch, train)
+    def silent(self, batch, train, tracks=None):  # the validation's forward: its picture and its tracks
+        losses, outputs = forward(self, batch, train, tracks)
         return losses, {**outputs, "exist_conf": torch.full_like(outputs["exist_conf"], 0.2)}
 
     monkeypatch.setattr(SceneModelLightningModule, "loss_step", silent)
-    predict = SceneModelLightningModule.predict
-
-    def timid(self, batch, tracks=None):
-        outputs = predict(self, batch, tracks)
-        return {**outputs, "exist_conf": torch.full_like(outputs["exist_conf"], 0.2)}
-
-    monkeypatch.setattr(SceneModelLightningModule, "predict", timid)
     cfg = tiny_cfg("train=false", "eval.untrained=true", "eval.submit_split=null")
     with caplog.at_level(logging.INFO):
         train(cfg)

@@ -10,7 +10,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
-from torch.utils.data import DataLoader, Dataset, Sampler, Subset
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from scene_model.data.collate import collate_tracking
 from scene_model.data.dataset import ClipDataset, SequenceRecord
@@ -21,23 +21,38 @@ from scene_model.data.types import SceneBatch
 from scene_model.errors import ConfigError, DataFormatError
 
 
-class RoundBatches(Sampler[list[int]]):
+def round_batches(seq_index: np.ndarray, batch_size: int) -> list[list[int]]:
     """Batches of windows of different sequences, each sequence's windows in order: every batch takes
     the next window of the first ``batch_size`` sequences that have one left (a sequence that ends makes
     room for the next), so a window is always run after the window before it in its sequence."""
+    queues = [np.flatnonzero(seq_index == s).tolist() for s in dict.fromkeys(seq_index.tolist())]
+    batches = []
+    while any(queues):
+        active = [q for q in queues if q][:batch_size]
+        batches.append([q.pop(0) for q in active])
+    return batches
 
-    def __init__(self, seq_index: np.ndarray, batch_size: int) -> None:
-        self.queues = [np.flatnonzero(seq_index == s).tolist() for s in dict.fromkeys(seq_index.tolist())]
-        self.batch_size = batch_size
 
-    def __iter__(self) -> Iterator[list[int]]:
-        queues = [list(q) for q in self.queues]
-        while any(queues):
-            active = [q for q in queues if q][: self.batch_size]
-            yield [q.pop(0) for q in active]
+class EvalBatches(IterableDataset):
+    """The evaluation windows of ``dataset`` as whole batches in ``round_batches`` order.
+
+    An iterable of batches rather than a sampler, so that a distributed run keeps this order (Lightning
+    gives a map-style loader a distributed sampler of its own); with loader workers, batch i is made by
+    worker i mod n, which is the order in which the loader hands them out.
+    """
+
+    def __init__(self, dataset: ClipDataset, batch_size: int) -> None:
+        self.dataset = dataset
+        self.batches = round_batches(dataset.seq_index, batch_size)
 
     def __len__(self) -> int:
-        return sum(1 for _ in self)
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[SceneBatch]:
+        worker = get_worker_info()
+        first, step = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+        for indices in self.batches[first::step]:
+            yield collate_tracking([self.dataset[i] for i in indices])
 
 
 @dataclass(frozen=True)
@@ -206,37 +221,38 @@ class DancetrackDataModule(L.LightningDataModule):
             return EvalSplit(self.root / self.splits["val"], self.datasets["val"].sequences)
         return EvalSplit(self.root / split, self.load_split(split, require_gt))
 
-    def eval_windows(self, split: EvalSplit, part: tuple[int, int] = (0, 1), rounds: bool = False) -> DataLoader:
-        """The evaluation windows of ``split`` in order, batched as in validation (for tracking a split
-        outside the validation loop: a submission, a checkpoint's threshold sweep). ``part`` = (index,
-        count): every count-th window from the index-th, a process's share.
-
-        With ``rounds`` (tracking that carries queries from each window into the next), a batch holds
-        the next window of up to ``eval_batch_size`` different sequences, and ``part`` shares out whole
-        sequences: every count-th sequence from the index-th."""
-        index, count = part
-        sequences = split.sequences[index::count] if rounds else split.sequences
+    def eval_windows(self, split: EvalSplit, part: tuple[int, int] = (0, 1)) -> DataLoader:
+        """The evaluation windows of ``split``: each batch the next window of up to ``eval_batch_size``
+        different sequences, each sequence's windows in order (``round_batches``), as validation, the
+        tracker and the tools run them. ``part`` = (index, count): a process's share, every count-th
+        sequence from the index-th (a process left without one repeats a sequence, as a distributed
+        sampler pads its share)."""
         dataset = ClipDataset(
-            sequences, self.clip_len, self.eval_transform, train=False, stride=self.val_stride,
+            self.share_of(split, part), self.clip_len, self.eval_transform, train=False, stride=self.val_stride,
             skip_bad_frames=self.skip_bad_frames,
         )
-        if rounds:
-            return DataLoader(
-                dataset, batch_sampler=RoundBatches(dataset.seq_index, self.eval_batch_size), collate_fn=collate_tracking,
-                num_workers=self.num_workers, pin_memory=self.pin_memory,
-            )
-        return self._loader(dataset if count == 1 else Subset(dataset, range(index, len(dataset), count)), shuffle=False)
-
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         return DataLoader(
-            dataset,
-            batch_size=self.batch_size if shuffle else self.eval_batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=collate_tracking,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-            drop_last=shuffle and len(dataset) > self.batch_size,
+            EvalBatches(dataset, self.eval_batch_size), batch_size=None, num_workers=self.num_workers,
+            pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0,
+        )
+
+    @staticmethod
+    def share_of(split: EvalSplit, part: tuple[int, int]) -> list[SequenceRecord]:
+        """The sequences of ``split`` that process ``part`` = (index, count) evaluates: every count-th from
+        the index-th (a process left without one repeats one, as a distributed sampler pads its share)."""
+        index, count = part
+        return split.sequences[index::count] or split.sequences[index % max(len(split.sequences), 1) :][:1]
+
+    def process_share(self) -> tuple[int, int]:
+        """(rank, number of processes) of the trainer this data module serves; (0, 1) without one."""
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.datasets["train"]
+        return DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers, collate_fn=collate_tracking,
+            pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0, drop_last=len(dataset) > self.batch_size,
         )
 
     def on_before_batch_transfer(self, batch: SceneBatch, dataloader_idx: int) -> SceneBatch:
@@ -254,11 +270,9 @@ class DancetrackDataModule(L.LightningDataModule):
                 + ", ".join(shown[:5]) + (" ..." if len(shown) > 5 else "")
             )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.datasets["train"], shuffle=True)
-
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.datasets["val"], shuffle=False)
+        return self.eval_windows(self.eval_split(), self.process_share())
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.datasets["test"], shuffle=False)
+        test = self.datasets["test"]
+        return self.eval_windows(EvalSplit(self.root / self.splits["test"], test.sequences), self.process_share())

@@ -41,6 +41,33 @@ class EncodedClip:
             pick(self.proposal_logits), pick(self.proposal_boxes),
         )
 
+    def frame(self, b: int, t: int) -> EncodedClip:
+        """Frame ``t`` of sample ``b`` as a one-frame clip of one sample."""
+        pick = lambda x: x[b : b + 1, t : t + 1] if x is not None else None  # noqa: E731
+        cells = self.cells[b : b + 1] if self.cells is not None else None
+        return EncodedClip(
+            pick(self.memory), self.memory_pos, cells, self.shapes, pick(self.box_features),
+            pick(self.proposal_logits), pick(self.proposal_boxes),
+        )
+
+    @staticmethod
+    def stack(frames: list[list[EncodedClip]]) -> EncodedClip:
+        """One clip of B samples of L frames from ``frames[b][t]``, each a one-frame clip of one sample
+        (``frame``); the samples' canvas cells from each sample's first frame."""
+        first = frames[0][0]
+        join = lambda field: (  # noqa: E731
+            torch.cat([torch.cat([getattr(f, field) for f in row], dim=1) for row in frames])
+            if getattr(first, field) is not None else None
+        )
+        masked = [row[0].cells for row in frames]
+        cells = None
+        if any(c is not None for c in masked):
+            size = first.memory.shape[2]
+            cells = torch.cat([c if c is not None else torch.zeros(1, size, dtype=torch.bool, device=first.memory.device) for c in masked])
+        return EncodedClip(
+            join("memory"), first.memory_pos, cells, first.shapes, join("box_features"), join("proposal_logits"), join("proposal_boxes")
+        )
+
 
 @dataclass
 class TrackQueries:
@@ -175,16 +202,29 @@ class SceneModel(nn.Module):
 
         ``image_sizes`` long[B,2] (height, width) of each sample inside the canvas (None: the whole
         canvas). Padded frames are computed like the others (skipping them would cost a host sync);
-        nothing attends to them.
+        nothing attends to them. Every frame is computed on its own (``encode_frames``): a frame's
+        part does not depend on the other frames of its batch.
         """
         batch, num_frames = frames.shape[:2]
+        sizes = image_sizes.repeat_interleave(num_frames, dim=0) if image_sizes is not None else None
+        per_frame = self.encode_frames(frames.flatten(0, 1), sizes)
+        cells = per_frame.cells[::num_frames] if per_frame.cells is not None else None
+        clips = lambda x: x[:, 0].unflatten(0, (batch, num_frames)) if x is not None else None  # noqa: E731  [N,1,...] -> [B,L,...]
+        return EncodedClip(
+            clips(per_frame.memory), per_frame.memory_pos, cells, per_frame.shapes, clips(per_frame.box_features),
+            clips(per_frame.proposal_logits), clips(per_frame.proposal_boxes),
+        )
+
+    def encode_frames(self, frames: Tensor, image_sizes: Tensor | None = None) -> EncodedClip:
+        """frames [N,3,H,W], image_sizes long[N,2] (None: the whole canvas) -> the EncodedClip of N
+        one-frame clips."""
         canvas = tuple(frames.shape[-2:])
         if image_sizes is not None and image_sizes.device.type == "cpu":
             if bool((image_sizes >= torch.tensor(canvas)).all()):
                 image_sizes = None  # nothing to mask (a host check, no device sync): plain attention
         tokens, positions, paddings, shapes = [], [], [], []
         levels = self.backbone.levels
-        stages = self.backbone.stages(frames.flatten(0, 1), levels + ([self.box_stage] if self.box_proj is not None else []))
+        stages = self.backbone.stages(frames, levels + ([self.box_stage] if self.box_proj is not None else []))
         box_features = self.box_proj(stages[self.box_stage]) if self.box_proj is not None else None
         for level, (proj, features) in enumerate(zip(self.input_proj, [stages[i] for i in levels], strict=True)):
             features = proj(features)
@@ -197,14 +237,12 @@ class SceneModel(nn.Module):
                 paddings.append(canvas_padding(image_sizes, canvas, (height, width)).flatten(1))
         memory_pos = torch.cat(positions)[None]
         cells = torch.cat(paddings, dim=1).to(frames.device, non_blocking=True) if paddings else None
-        padding = cells.repeat_interleave(num_frames, dim=0) if cells is not None else None
-        memory = self.transformer.encode(torch.cat(tokens, dim=1), memory_pos, padding)
+        memory = self.transformer.encode(torch.cat(tokens, dim=1), memory_pos, cells)
         logits = boxes = None
         if self.proposals is not None:
-            logits, boxes = (x.unflatten(0, (batch, num_frames)) for x in self.proposals(memory, shapes))
+            logits, boxes = (x[:, None] for x in self.proposals(memory, shapes))
         return EncodedClip(
-            memory.unflatten(0, (batch, num_frames)), memory_pos, cells, shapes,
-            box_features.unflatten(0, (batch, num_frames)) if box_features is not None else None, logits, boxes,
+            memory[:, None], memory_pos, cells, shapes, box_features[:, None] if box_features is not None else None, logits, boxes
         )
 
     def forward(

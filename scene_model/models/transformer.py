@@ -45,6 +45,22 @@ def sine_box_embedding(boxes: Tensor, dim: int) -> Tensor:
     return sine_position_1d(order, dim // 2).flatten(-2)
 
 
+class Attention(nn.MultiheadAttention):
+    """``nn.MultiheadAttention`` (batch first) that computes in float32 on a CPU under bf16 autocast: the
+    CPU kernels of scaled dot-product attention run several times slower in bf16 than in float32 (its
+    backward up to 10x), while the rest of the model gains from bf16 (``bench/precision.py``). On a GPU it
+    follows autocast."""
+
+    def __init__(self, d_model: int, nhead: int, dropout: float) -> None:
+        super().__init__(d_model, nhead, dropout=dropout, batch_first=True)
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, **kwargs) -> tuple[Tensor, Tensor | None]:
+        if query.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(query.float(), key.float(), value.float(), **kwargs)
+        return super().forward(query, key, value, **kwargs)
+
+
 class FeedForward(nn.Sequential):
     def __init__(self, d_model: int, dim_feedforward: int, dropout: float) -> None:
         super().__init__(
@@ -57,7 +73,7 @@ class EncoderLayer(nn.Module):
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float) -> None:
         super().__init__()
-        self.attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=True)
+        self.attn = Attention(d_model, nhead, dropout)
         self.ffn = FeedForward(d_model, dim_feedforward, dropout)
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
@@ -73,9 +89,9 @@ class EncoderLayer(nn.Module):
 class SpaceTimeDecoderLayer(nn.Module):
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float) -> None:
         super().__init__()
-        self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=True)
-        self.cross_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=True)
-        self.time_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=True)
+        self.self_attn = Attention(d_model, nhead, dropout)
+        self.cross_attn = Attention(d_model, nhead, dropout)
+        self.time_attn = Attention(d_model, nhead, dropout)
         self.ffn = FeedForward(d_model, dim_feedforward, dropout)
         self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(4))
         self.dropout = nn.Dropout(dropout)

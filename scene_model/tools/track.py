@@ -75,10 +75,11 @@ def main(argv: list[str] | None = None) -> TrackedSource:
             check_output_dir(args.out)  # before the checkpoint is loaded and the video tracked
             run = load_trained(args.ckpt, args.device)
             options = TrackerOptions.from_mapping(run.cfg.eval.tracker).replace(**flag_values(args))
-            done = track_source(
-                source, run.module.predict, run.datamodule, SequenceTracker(options), args.out,
-                video=not args.no_video, stride=args.stride, batch_size=args.batch_size, carry=run.module.carry,
-            )
+            with run.module.cached_frames():  # the frame consecutive windows share is encoded once
+                done = track_source(
+                    source, run.module.predict, run.datamodule, SequenceTracker(options), args.out,
+                    video=not args.no_video, stride=args.stride, batch_size=args.batch_size, carry=run.module.carry,
+                )
     except SceneModelError as err:
         hint = "; --allow-short tracks the frames decoded" if isinstance(err, ShortVideoError) else ""
         sys.stdout.flush()

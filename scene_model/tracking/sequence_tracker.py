@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -48,22 +48,20 @@ class SequenceTracker:
     def __init__(self, options: TrackerOptions | None = None) -> None:
         self.options = options or TrackerOptions()
 
-    def link(self, windows: Iterable[WindowPrediction], sequences: Sequence[str]) -> dict[str, np.ndarray]:
-        """Link window predictions, in any order and possibly repeated (a distributed sampler pads
-        with repeats), into {sequence: rows float64[N, 7]} for every name of ``sequences`` (a
-        sequence without a box gets empty rows)."""
-        ordered = {w.key: w for w in windows}
-        linkers: dict[str, TrackLinker] = {}
-        rows: dict[str, list[np.ndarray]] = {name: [] for name in sequences}
-        for key in sorted(ordered):
-            window = ordered[key]
-            linker = linkers.setdefault(window.sequence, TrackLinker(self.options))
-            rows.setdefault(window.sequence, []).append(
-                linker.step(window.frames, window.boxes, window.scores, embeddings=window.embeddings)
-            )
-        return {name: self._post(np.concatenate(parts)) if parts else empty_rows() for name, parts in rows.items()}
+    def session(self, sequences: Sequence[str], carry: Carry | None = None) -> TrackingSession:
+        """An ordered pass over the windows of ``sequences``, fed batch by batch (``TrackingSession``)."""
+        return TrackingSession(self, sequences, carry)
 
-    def _post(self, rows: np.ndarray) -> np.ndarray:
+    def link(self, windows: Iterable[WindowPrediction], sequences: Sequence[str]) -> dict[str, np.ndarray]:
+        """Link window predictions, in any order and possibly repeated, into {sequence: rows float64[N, 7]}
+        for every name of ``sequences`` (a sequence without a box gets empty rows)."""
+        session = self.session(sequences)
+        for _, window in sorted({w.key: w for w in windows}.items()):
+            session.add(window)
+        return session.results()
+
+    def post_process(self, rows: np.ndarray) -> np.ndarray:
+        """A sequence's linked rows with the gaps filled (``interpolate``) and smoothed (``smooth_sigma``)."""
         if self.options.interpolate:
             rows = interpolate_gaps(rows)
         return smooth_tracks(rows, self.options.smooth_sigma)
@@ -76,49 +74,85 @@ class SequenceTracker:
         carry: Carry | None = None,
         observe: Observe | None = None,
     ) -> dict[str, np.ndarray]:
-        """Run ``predict`` over batches of windows and link them into {sequence: rows float64[N, 7]}.
-
-        Without ``carry`` the windows are linked on IoU (see ``link``). With ``carry`` (a model's
-        ``SceneModel.carry``: its track queries) each window's queries that hold a track go on into the
-        sequence's next window as track queries and keep its id there; the batches must then hold the
-        windows of a sequence in order, one per batch (``eval_windows(..., rounds=True)``).
-        ``observe(batch, windows)`` sees every batch with its window predictions (diagnostics, pictures)."""
-        if carry is None:
-            windows = []
-            for batch in batches:
-                found = window_predictions(predict(batch), batch)
-                if observe is not None:
-                    observe(batch, found)
-                windows += found
-            return self.link(windows, sequences)
-        linkers: dict[str, TrackLinker] = {}
-        carried: dict[str, Carried] = {}
-        rows: dict[str, list[np.ndarray]] = {name: [] for name in sequences}
+        """Run ``predict`` over batches of windows, each sequence's windows in order, and link them into
+        {sequence: rows float64[N, 7]}. With ``carry`` (a model's ``SceneModel.carry``: its track queries)
+        each window's queries that hold a track go on into the sequence's next window (one window of a
+        sequence per batch, ``eval_windows``). ``observe(batch, windows)`` sees every batch with its
+        window predictions (diagnostics, pictures)."""
+        session = self.session(sequences, carry)
         for batch in batches:
-            names = batch.sequence_ids
-            if len(set(names)) < len(names):
-                raise ValueError(f"a batch holds two windows of one sequence ({names}): carried queries need one per batch")
-            scale, limits = pixel_scale(batch)
-            tracks, ids = Carried.queries([carried.get(name) for name in names], scale)
-            outputs = predict(batch, tracks)
-            windows = window_predictions(outputs, batch)
+            tracks = session.carried(batch)
+            windows = session.step(batch, predict(batch) if tracks is None else predict(batch, tracks))
             if observe is not None:
                 observe(batch, windows)
-            queries = outputs["bbox_center"].shape[2]
-            keep = torch.zeros(len(batch), queries, dtype=torch.bool)
-            for b, window in enumerate(windows):
-                linker = linkers.setdefault(window.sequence, TrackLinker(self.options))
-                query_ids = torch.cat([torch.full((queries - ids.shape[1],), -1, dtype=torch.long), ids[b]])
-                empty = torch.cat([torch.zeros(queries - ids.shape[1], dtype=torch.bool), ids[b] < 0])
-                scores = torch.where(empty[None, :], 0.0, window.scores)  # empty slots start nothing
-                rows[window.sequence].append(linker.step(window.frames, window.boxes, scores, query_ids))
-                keep[b] = linker.prev_tracks >= 0
-            last = (~batch.padding_mask).sum(1) - 1
-            device = outputs["hidden"].device
-            following = carry(outputs, last.to(device), keep.to(device))
-            for b, name in enumerate(names):
-                carried[name] = Carried.of(following, b, linkers[name].prev_tracks, scale[b], limits[b])
-        return {name: self._post(np.concatenate(parts)) if parts else empty_rows() for name, parts in rows.items()}
+        return session.results()
+
+
+class TrackingSession:
+    """One pass over the evaluation windows of some sequences, each sequence's windows in order: per
+    batch, ``carried(batch)`` gives the track queries to decode it with (a model with track queries;
+    None otherwise) and ``step(batch, outputs)`` links the model's outputs; ``results()`` ends the pass.
+    The validation loop and ``SequenceTracker.track`` both drive one, so a window is run once."""
+
+    def __init__(self, tracker: SequenceTracker, sequences: Sequence[str], carry: Carry | None = None) -> None:
+        self.tracker = tracker
+        self.carry = carry
+        self.linkers: dict[str, TrackLinker] = {}
+        self.rows: dict[str, list[np.ndarray]] = {name: [] for name in sequences}
+        self.following: dict[str, Carried] = {}
+        self.ids: Tensor | None = None  # long[B, K]: the track of each carried query of the batch being run
+
+    def linker(self, sequence: str) -> TrackLinker:
+        return self.linkers.setdefault(sequence, TrackLinker(self.tracker.options))
+
+    def carried(self, batch: SceneBatch) -> TrackQueries | None:
+        """The track queries ``batch`` is decoded with (None without ``carry``, or when none goes on)."""
+        if self.carry is None:
+            return None
+        names = batch.sequence_ids
+        if len(set(names)) < len(names):
+            raise ValueError(f"a batch holds two windows of one sequence ({names}): carried queries need one per batch")
+        tracks, self.ids = Carried.queries([self.following.get(name) for name in names], pixel_scale(batch)[0])
+        return tracks
+
+    def add(self, window: WindowPrediction, query_ids: Tensor | None = None) -> Tensor:
+        """Link one window (the next of its sequence); ``query_ids`` long[Q]: the track each query carries
+        (track queries; -1 for none). Returns the track id of every query after the window, -1 for none."""
+        linker = self.linker(window.sequence)
+        self.rows.setdefault(window.sequence, []).append(
+            linker.step(window.frames, window.boxes, window.scores, query_ids, embeddings=window.embeddings)
+        )
+        return linker.prev_tracks
+
+    def step(self, batch: SceneBatch, outputs: dict[str, Tensor]) -> list[WindowPrediction]:
+        """Link the model's ``outputs`` for ``batch`` (decoded with ``carried(batch)``); returns its window
+        predictions."""
+        windows = window_predictions(outputs, batch)
+        if self.carry is None:
+            for window in windows:
+                self.add(window)
+            return windows
+        queries = outputs["bbox_center"].shape[2]
+        ids = self.ids if self.ids is not None else torch.full((len(batch), 0), -1, dtype=torch.long)
+        keep = torch.zeros(len(batch), queries, dtype=torch.bool)
+        for b, window in enumerate(windows):
+            query_ids = torch.cat([torch.full((queries - ids.shape[1],), -1, dtype=torch.long), ids[b]])  # detect queries: -1
+            empty = torch.cat([torch.zeros(queries - ids.shape[1], dtype=torch.bool), ids[b] < 0])  # batch padding
+            window = replace(window, scores=torch.where(empty[None, :], 0.0, window.scores))  # an empty slot starts nothing
+            keep[b] = self.add(window, query_ids) >= 0
+        scale, limits = pixel_scale(batch)
+        last = (~batch.padding_mask).sum(1) - 1
+        device = outputs["hidden"].device
+        following = self.carry(outputs, last.to(device), keep.to(device))
+        for b, name in enumerate(batch.sequence_ids):
+            self.following[name] = Carried.of(following, b, self.linkers[name].prev_tracks, scale[b], limits[b])
+        self.ids = None
+        return windows
+
+    def results(self) -> dict[str, np.ndarray]:
+        """{sequence: rows float64[N, 7]} of every sequence (empty rows for one without a box),
+        post-processed."""
+        return {name: self.tracker.post_process(np.concatenate(parts)) if parts else empty_rows() for name, parts in self.rows.items()}
 
 
 @dataclass

@@ -17,15 +17,19 @@ from torch.optim import Optimizer
 
 from scene_model.training.checkpoints import AtomicCheckpointIO
 from scene_model.training.lit_module import SceneModelLightningModule
+from scene_model.training.precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
 
 class ConfigLoader:
-    """Each ``build_*`` instantiates one config group from its ``_target_``."""
+    """Each ``build_*`` instantiates one config group from its ``_target_``. ``trainer.precision: auto``
+    is resolved in ``cfg`` first, once (``training.precision``): everything built, and the run config
+    the checkpoints keep, see the precision the run computes in."""
 
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
+        resolve_precision(cfg)
 
     def build_datamodule(self) -> L.LightningDataModule:
         return instantiate(self.cfg.data)

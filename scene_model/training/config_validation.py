@@ -22,6 +22,7 @@ from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 
 from scene_model.errors import ConfigError
 from scene_model.tracking.options import TrackerOptions
+from scene_model.training.precision import AUTO
 
 KEY_TYPES: dict[str, Any] = {
     "seed": int | None,
@@ -113,6 +114,8 @@ KEY_RANGES: dict[str, str] = {
     "trainer.limit_test_batches": ">= 0",
     "eval.every_n_epochs": ">= 0",
 }
+# Values of our own beside what the built object accepts (resolved before it is built).
+OWN_VALUES: dict[str, tuple[Any, ...]] = {"trainer.precision": (AUTO,)}
 _INTERPOLATION = re.compile(r"^\$\{([\w.]+)\}$")
 _ABSENT = object()
 
@@ -214,8 +217,10 @@ def _check_targets(node: Any, prefix: str, problems: dict[str, str]) -> None:
             continue
         if key not in parameters and not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
             problems.setdefault(path, f"{node['_target_']} takes no argument {key!r}")
-        elif key in hints and not _builds_object(child):
+        elif key in hints and not _builds_object(child) and child not in OWN_VALUES.get(path, ()):
             problem = _type_problem(child, hints[key])
+            if problem and path in OWN_VALUES:
+                problem = problem.replace("expected ", f"expected {' or '.join(map(repr, OWN_VALUES[path]))} or ", 1)
             if problem:
                 problems.setdefault(_source_key(node, key, path), problem)
 

@@ -6,7 +6,8 @@ the bare line (``ErrorType: message``) and everything to ``<run>/train.log``; ``
 that keeps errors off stdout. ``quiet_lightning`` drops, through Python's logging filters and warning
 filters, Lightning's advertisements (litlogger, litmodels), its note on loading the train loader to
 count steps, its ``Received SIGTERM`` (which it also says on SIGINT: the run's own stop line names the
-signal that came), and torch's deprecation of ``LeafSpec``, which Lightning uses.
+signal that came), torch's deprecation of ``LeafSpec``, which Lightning uses, and its doubt about the
+length of an iterable data set (the evaluation windows', which is exact).
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ QUIET_MESSAGES = (
     "Loading `train_dataloader` to estimate number of stepping batches",
     "Received SIGTERM",
 )
-QUIET_WARNINGS = ((r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning),)
+QUIET_WARNINGS = (
+    (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning),
+    # The evaluation windows are an iterable of whole batches that loader workers share out exactly
+    # (data.datamodule.EvalBatches): their length is right with any number of workers.
+    (r"Your `IterableDataset` has `__len__` defined", UserWarning),
+)
 
 
 class BelowLevel(logging.Filter):

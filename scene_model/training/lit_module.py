@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightning as L
@@ -15,9 +15,10 @@ from torch.optim import Optimizer
 from scene_model.data.datamodule import DancetrackDataModule, EvalSplit
 from scene_model.data.types import SceneBatch
 from scene_model.models import SceneModel
+from scene_model.models.frame_cache import FrameCache
 from scene_model.models.scene_model import DenoisingQueries, EncodedClip, TrackQueries
 from scene_model.tracking.predictions import prediction_scores
-from scene_model.tracking.sequence_tracker import Carry, Observe, SequenceTracker
+from scene_model.tracking.sequence_tracker import Carry, Observe, SequenceTracker, TrackingSession
 from scene_model.training.checkpoints import check_fits
 from scene_model.training.fast_paths import apply_fast_paths, channels_last_frames
 from scene_model.training.head_adapter import (
@@ -28,6 +29,7 @@ from scene_model.training.head_adapter import (
     CarriedTargets,
     HeadAdapter,
 )
+from scene_model.training.precision import machine_autocast
 
 
 class SceneModelLightningModule(L.LightningModule):
@@ -55,6 +57,8 @@ class SceneModelLightningModule(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.backbone_frozen = False
+        self.frame_cache: FrameCache | None = None  # set for an ordered evaluation pass (cached_frames)
+        self.tracking: TrackingSession | None = None  # the validation's tracking pass, when it scores (callbacks.TrackingEvaluator)
         if run_config is not None:
             self.save_hyperparameters({"config": run_config})
 
@@ -74,9 +78,26 @@ class SceneModelLightningModule(L.LightningModule):
 
     # --- steps ------------------------------------------------------------------------------------
     def encode(self, batch: SceneBatch) -> EncodedClip:
-        """The per-frame part of the model (backbone, encoder, proposals) over every frame of ``batch``."""
+        """The per-frame part of the model (backbone, encoder, proposals) over every frame of ``batch``;
+        in an ordered pass (``cached_frames``) each frame is encoded once, however many windows hold it."""
         frames = channels_last_frames(batch.frames) if self.channels_last else batch.frames
-        return self.model.encode(frames, batch.image_sizes)
+        if self.frame_cache is None or self.training:
+            return self.model.encode(frames, batch.image_sizes)
+        keys = [
+            [(name, int(target.frame_index)) if target.frame_index >= 0 else None for target in sample]
+            for name, sample in zip(batch.sequence_ids, batch.targets, strict=True)
+        ]
+        return self.frame_cache.encode(self.model.encode_frames, frames, batch.image_sizes, keys)
+
+    @contextlib.contextmanager
+    def cached_frames(self) -> Iterator[FrameCache]:
+        """An ordered pass over evaluation windows (a validation, a tracked split): the frames two
+        windows share are encoded once (``models.frame_cache``)."""
+        self.frame_cache = FrameCache()
+        try:
+            yield self.frame_cache
+        finally:
+            self.frame_cache = None
 
     def forward(
         self, batch: SceneBatch, denoising: DenoisingQueries | None = None, tracks: TrackQueries | None = None
@@ -87,16 +108,16 @@ class SceneModelLightningModule(L.LightningModule):
 
     @torch.no_grad()
     def predict(self, batch: SceneBatch, tracks: TrackQueries | None = None) -> dict[str, Any]:
-        """The prediction call of tracking (validation's tracker, ``train=false``, the tools): ``batch``
-        (and ``tracks``) moved to the module's device, no gradients, and the trainer's precision when
-        one is attached."""
+        """The prediction call of tracking (``train=false``'s submission, the tools): ``batch`` (and
+        ``tracks``) moved to the module's device, no gradients, in the trainer's precision when one is
+        attached, else in the machine's (``training.precision.machine_autocast``)."""
         batch = batch.to(self.device)
         if tracks is not None:
             tracks = TrackQueries(*(x.to(self.device) for x in (tracks.content, tracks.boxes, tracks.padding, tracks.source)))
         try:
             precision = self.trainer.precision_plugin.forward_context()
-        except RuntimeError:  # not attached to a Trainer: plain float32
-            precision = contextlib.nullcontext()
+        except RuntimeError:  # not attached to a Trainer
+            precision = machine_autocast(self.device)
         with precision:
             return self(batch, tracks=tracks)
 
@@ -115,14 +136,21 @@ class SceneModelLightningModule(L.LightningModule):
         observe: Observe | None = None,
     ) -> dict[str, np.ndarray]:
         """Track the sequences of ``split`` (those of process ``part`` = (index, count): every count-th)
-        with this model: {sequence: result rows}. Validation, ``train=false`` and the tools track here."""
-        batches = datamodule.eval_windows(split, part, rounds=True)
-        return tracker.track(self.predict, batches, [s.info.name for s in split.sequences[part[0] :: part[1]]], self.carry, observe)
+        with this model, each window run once and each frame encoded once: {sequence: result rows}.
+        ``train=false``'s submission and the tools track here; the validation loop tracks as it goes
+        (``validation_step``)."""
+        names = [record.info.name for record in datamodule.share_of(split, part)]
+        with self.cached_frames():
+            return tracker.track(self.predict, datamodule.eval_windows(split, part), names, self.carry, observe)
 
-    def loss_step(self, batch: SceneBatch, train: bool) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    def loss_step(
+        self, batch: SceneBatch, train: bool, tracks: TrackQueries | None = None
+    ) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """Forward and losses of one batch: (loss terms, model outputs of its last window). Training,
         validation, test and the benchmark's plain loop all go through here. Denoising queries (DINO)
-        train only; validation and test losses stay those of the matching queries.
+        train only; validation and test losses stay those of the matching queries. ``tracks``: the track
+        queries a validation window is decoded with (the tracker's); its losses are those of the Q
+        detect queries.
 
         A batch of chains (``SceneBatch.window_len``) is encoded once and decoded window by window: the
         queries that follow a track in one window go on into the next as track queries, supervised on
@@ -130,7 +158,7 @@ class SceneModelLightningModule(L.LightningModule):
         averaged over the windows."""
         clip = self.encode(batch)
         starts = batch.window_starts()
-        tracks, carried, per_window, unused_labels = None, None, [], False
+        carried, per_window, unused_labels = None, [], False
         for index, start in enumerate(starts):
             window = batch.window(start) if batch.window_len is not None else batch
             matching = self.model.num_queries + (tracks.content.shape[1] if tracks is not None else 0)
@@ -140,7 +168,8 @@ class SceneModelLightningModule(L.LightningModule):
                 clip.window(start, window.frames.shape[1]), window.padding_mask, window.frame_indices,
                 dn_state.queries if dn_state else None, tracks,
             )
-            losses = self.head_adapter.compute_loss(outputs, window.tracks, window.padding_mask, dn_state, carried)
+            scored = outputs if tracks is None or carried is not None else first_queries(outputs, self.model.num_queries)
+            losses = self.head_adapter.compute_loss(scored, window.tracks, window.padding_mask, dn_state, carried)
             if index > 0 and "embedding" in outputs:  # which query is which track across the shared frame
                 before, after = per_window[-1], outputs["embedding"][:, 0]
                 losses["link"] = self.head_adapter.link_loss(before["last_embedding"], before["assigned"], after, losses["assigned"])
@@ -170,8 +199,10 @@ class SceneModelLightningModule(L.LightningModule):
         followed = torch.where(tracks.padding, -1, torch.gather(track, 1, tracks.source))
         return tracks, CarriedTargets(followed, ~tracks.padding)
 
-    def _logged_step(self, batch: SceneBatch, stage: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        losses, outputs = self.loss_step(batch, train=stage == "train")
+    def _logged_step(
+        self, batch: SceneBatch, stage: str, tracks: TrackQueries | None = None
+    ) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        losses, outputs = self.loss_step(batch, stage == "train", tracks)
         common = dict(on_step=stage == "train", on_epoch=True, batch_size=len(batch), sync_dist=True)
         # Lightning reads progress-bar values from the device at every batch end: a host sync per training
         # step. The training loss goes to the loggers only (read every trainer.log_every_n_steps).
@@ -186,15 +217,25 @@ class SceneModelLightningModule(L.LightningModule):
         return self._logged_step(batch, "train")[0]["total"]
 
     def validation_step(self, batch: SceneBatch, batch_idx: int) -> dict[str, Any]:
-        """The losses, and the outputs (without ``aux`` and ``enc``) that the pictures and the tracker read."""
-        return self._evaluation_step(batch, "val")
+        """The losses, the outputs (without ``aux`` and ``enc``) that the pictures read and, when the
+        validation tracks (``self.tracking``, set by ``callbacks.TrackingEvaluator``), the batch's window
+        predictions, linked into tracks from this one forward."""
+        return self._evaluation_step(batch, "val", self.tracking)
 
     def test_step(self, batch: SceneBatch, batch_idx: int) -> dict[str, Any]:
-        return self._evaluation_step(batch, "test")
+        return self._evaluation_step(batch, "test", None)
 
-    def _evaluation_step(self, batch: SceneBatch, stage: str) -> dict[str, Any]:
-        losses, outputs = self._logged_step(batch, stage)
-        return {"loss": losses["total"], "outputs": {k: v for k, v in outputs.items() if k not in ("aux", "enc")}}
+    def _evaluation_step(self, batch: SceneBatch, stage: str, tracking: TrackingSession | None) -> dict[str, Any]:
+        tracks = tracking.carried(batch) if tracking is not None else None
+        losses, outputs = self._logged_step(batch, stage, tracks)
+        windows = tracking.step(batch, outputs) if tracking is not None else None
+        return {"loss": losses["total"], "outputs": {k: v for k, v in outputs.items() if k not in ("aux", "enc")}, "windows": windows}
+
+    def on_validation_epoch_start(self) -> None:
+        self.frame_cache = FrameCache()  # the val windows run in order: a shared frame is encoded once
+
+    def on_validation_epoch_end(self) -> None:
+        self.frame_cache = None
 
     # --- optimisation -----------------------------------------------------------------------------
     def parameter_groups(self) -> list[dict[str, Any]]:
@@ -221,3 +262,11 @@ class SceneModelLightningModule(L.LightningModule):
         would fail on it with a list of every tensor)."""
         source = self.trainer.ckpt_path or "being loaded"
         check_fits(checkpoint, self.state_dict(), self.hparams.get("config"), source, strict=self.strict_loading)
+
+
+def first_queries(outputs: dict[str, Any], count: int) -> dict[str, Any]:
+    """The model outputs of the first ``count`` queries (and of the earlier layers, ``aux``): a window's
+    Q detect queries without the track queries decoded after them. ``enc`` (per feature cell) stays."""
+    cut = lambda layer: {k: v[:, :, :count] for k, v in layer.items() if isinstance(v, Tensor)}  # noqa: E731
+    first = {**cut(outputs), "aux": [cut(layer) for layer in outputs.get("aux", [])]}
+    return {**first, "enc": outputs["enc"]} if "enc" in outputs else first

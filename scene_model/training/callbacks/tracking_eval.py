@@ -1,12 +1,14 @@
 """Tracking evaluation during training and in evaluate-only runs.
 
 Every ``every_n_epochs`` epochs (and at the last epoch) of a fit, and in every ``trainer.validate``
-run, after the validation loop's losses, the val split is tracked in a pass of its own
-(``SceneModelLightningModule.track_split``: each sequence's overlapping evaluation windows in order,
-a model's track queries carried from one to the next), written as MOTChallenge result files and
-scored with TrackEval; HOTA, DetA, AssA, DetRe, DetPr, LocA, MOTA, IDF1 and IDSW are logged as
+run, the validation loop itself tracks the val split: its windows come in order (each sequence's
+overlapping evaluation windows one after the other, ``DancetrackDataModule.eval_windows``), and the
+one forward of each window gives its losses, its picture and its tracks (the module's ``tracking``
+session, set here, links them as they come; a model's track queries are carried from one window to
+the next). At the end of the loop the tracks are written as MOTChallenge result files and scored
+with TrackEval; HOTA, DetA, AssA, DetRe, DetPr, LocA, MOTA, IDF1 and IDSW are logged as
 ``val/track/<name>`` (so they reach TensorBoard and ``trainer.callback_metrics``, and can be
-``optimized_metric``). With ``diagnostics`` the same pass yields the detection diagnostics
+``optimized_metric``). With ``diagnostics`` the same forward yields the detection diagnostics
 (``tracking.diagnostics``: counts, matched IoU, best-query recall, score AUC) as ``val/diag/<name>``,
 the matched and unmatched score histograms in TensorBoard, two console lines and a ``diagnostics``
 entry of the metrics JSON (without, ``val/diag/boxes_written`` only). An evaluate-only run also
@@ -34,6 +36,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from torchvision.ops import box_convert
 
+from scene_model.data.datamodule import EvalSplit
 from scene_model.data.types import SceneBatch
 from scene_model.errors import ConfigError, DataFormatError
 from scene_model.outputs import write_atomically
@@ -41,7 +44,6 @@ from scene_model.tracking.diagnostics import HISTOGRAM_BINS, DetectionDiagnostic
 from scene_model.tracking.drawing import add_caption, render_tracks, to_uint8
 from scene_model.tracking.mot_results import write_results, zip_results
 from scene_model.tracking.options import TrackerOptions
-from scene_model.tracking.predictions import WindowPrediction
 from scene_model.tracking.sequence_tracker import SequenceTracker, check_overlap
 from scene_model.tracking.trackeval_metrics import HEADLINE, MotEvaluation, evaluate_mot
 from scene_model.training.callbacks.visualization import logged_step, publish_grid
@@ -73,6 +75,7 @@ class TrackingEvaluator(L.Callback):
         self.diagnose = diagnostics
         self.min_height = min_height
         self.diagnostics_seconds = 0.0  # host time spent on the diagnostics in the last scored validation
+        self.pass_state: tuple[EvalSplit, PictureFrames | None, DetectionDiagnostics | None] | None = None  # the validation being tracked
 
     def should_run(self, trainer: L.Trainer) -> bool:
         if trainer.sanity_checking:
@@ -91,8 +94,11 @@ class TrackingEvaluator(L.Callback):
         if validates and (stage == "validate" or (stage == "fit" and self.every_n_epochs > 0)):
             check_overlap(trainer.datamodule.clip_len, trainer.datamodule.val_stride)
 
-    # --- tracking the validation split ------------------------------------------------------------
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    # --- tracking the validation split ---------------------------------------------------------------
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """On the epochs it scores, hand the module a tracking session: the validation loop's own
+        forward of each window is linked into tracks as it runs (``validation_step``)."""
+        self.pass_state = None
         if not self.should_run(trainer):
             return
         self.diagnostics_seconds = 0.0
@@ -104,17 +110,35 @@ class TrackingEvaluator(L.Callback):
             first = split.sequences[0].info
             frames = np.unique(np.linspace(1, first.length, self.viz_frames).round().astype(int))
             picture = PictureFrames(first.name, set(frames.tolist()), datamodule.mean, datamodule.std)
+        names = [record.info.name for record in datamodule.share_of(split, datamodule.process_share())]
+        pl_module.tracking = self.tracker.session(names, pl_module.carry)
+        self.pass_state = (split, picture, diagnostics)
 
-        def observe(batch: SceneBatch, windows: list[WindowPrediction]) -> None:
-            if diagnostics is not None:
-                started = time.perf_counter()
-                diagnostics.add_batch(windows, batch)
-                self.diagnostics_seconds += time.perf_counter() - started
-            if picture is not None:
-                picture.take(batch)
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: SceneBatch, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if self.pass_state is None or not isinstance(outputs, dict) or outputs.get("windows") is None:
+            return
+        _, picture, diagnostics = self.pass_state
+        if diagnostics is not None:
+            started = time.perf_counter()
+            diagnostics.add_batch(outputs["windows"], batch)
+            self.diagnostics_seconds += time.perf_counter() - started
+        if picture is not None:
+            picture.take(batch)
 
-        part = (trainer.global_rank, trainer.world_size)
-        shares = all_shares(trainer, (pl_module.track_split(datamodule, split, self.tracker, part, observe), picture, diagnostics))
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.pass_state is None:
+            return
+        split, picture, diagnostics = self.pass_state
+        self.pass_state = None
+        session, pl_module.tracking = pl_module.tracking, None
+        if trainer.num_val_batches and trainer.num_val_batches[0] < len(trainer.val_dataloaders):
+            log.warning(
+                f"tracking val: {trainer.num_val_batches[0]} of {len(trainer.val_dataloaders)} validation batches "
+                "(trainer.limit_val_batches): the sequences are scored on the frames those windows hold"
+            )
+        shares = all_shares(trainer, (session.results(), picture, diagnostics))
         results = {name: rows for share, _, _ in shares for name, rows in share.items()}
         picture = PictureFrames.merge([p for _, p, _ in shares if p is not None])
         diagnostics = DetectionDiagnostics.merge([d for _, _, d in shares]) if self.diagnose else None
