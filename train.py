@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from scene_model.training.run import main as run
+from scene_model.runtime.run import main as run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

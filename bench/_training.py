@@ -15,8 +15,8 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
 from scene_model.data.types import SceneBatch
-from scene_model.training.config_loader import ConfigLoader
-from scene_model.training.config_validation import validate_config
+from scene_model.runtime.config_loader import ConfigLoader
+from scene_model.runtime.config_validation import validate_config
 from scene_model.training.lit_module import SceneModelLightningModule
 from scene_model.training.precision import resolve_precision
 

@@ -29,7 +29,7 @@ from bench import Row
 WRITER = """
 import sys, torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from scene_model.training.checkpoints import AtomicCheckpointIO
+from scene_model.runtime.checkpoints import AtomicCheckpointIO
 io = {"lightning": TorchCheckpointIO, "atomic": AtomicCheckpointIO}[sys.argv[1]]()
 path, numel = sys.argv[2], int(sys.argv[3])
 for i in range(10**9):

@@ -20,7 +20,7 @@ import lightning as L
 
 from bench import Row
 from bench._training import run_config
-from scene_model.training.run import train
+from scene_model.runtime.run import train
 
 MARKS: dict[str, float] = {}
 

@@ -64,15 +64,17 @@ class NaiveLoader:
 
 
 def make_loaders(record: SequenceRecord, short_side: int) -> dict[str, Callable[[int], object]]:
-    def clips(transform: ClipTransform, train: bool) -> ClipDataset:
-        return ClipDataset([record], CLIP_LEN, transform, train=train, stride=CLIP_LEN)
+    def train(hue: float) -> ClipDataset:
+        transform = ClipTransform(True, (short_side,), None, hflip=0.5, crop=0.5, crop_scale=(0.6, 1.0), color_jitter=0.2,
+                                  hue=hue, min_box_size=1.0)
+        return ClipDataset([record], CLIP_LEN, transform, True, max_interval=1, stride=CLIP_LEN, skip_bad_frames=False, chain_len=1)
 
-    augment = dict(max_size=None, crop=0.5, hflip=0.5, color_jitter=0.2)
+    evaluation = ClipDataset.evaluation([record], CLIP_LEN, ClipTransform.evaluation(short_side, None, 1.0), CLIP_LEN, False)
     return {
         NAIVE: NaiveLoader(record, short_side).__getitem__,
-        EVAL: clips(ClipTransform(False, (short_side,), max_size=None), train=False).__getitem__,
-        TRAIN: clips(ClipTransform(True, (short_side,), **augment), train=True).__getitem__,
-        TRAIN_HUE: clips(ClipTransform(True, (short_side,), hue=0.05, **augment), train=True).__getitem__,
+        EVAL: evaluation.__getitem__,
+        TRAIN: train(hue=0.0).__getitem__,
+        TRAIN_HUE: train(hue=0.05).__getitem__,
     }
 
 

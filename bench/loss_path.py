@@ -25,7 +25,7 @@ from bench import Row
 from bench._syncs import SyncCounter
 from bench._training import CachedData, Cycle, PlainLoop, cached_batches, lightning_trainer, run_config
 from scene_model.data.types import SceneBatch
-from scene_model.training.config_loader import ConfigLoader
+from scene_model.runtime.config_loader import ConfigLoader
 
 
 class Timed:

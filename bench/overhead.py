@@ -25,7 +25,7 @@ import torch
 from bench import Row
 from bench._training import CachedData, PlainLoop, cached_batches, lightning_trainer, run_config
 from scene_model.data.types import SceneBatch
-from scene_model.training.config_loader import ConfigLoader
+from scene_model.runtime.config_loader import ConfigLoader
 
 WARMUP = 3
 

@@ -17,7 +17,7 @@ import torch
 from bench import Row
 from bench._measure import interleaved_seconds
 from bench._training import PlainLoop, cached_batches, run_config
-from scene_model.training.config_loader import ConfigLoader
+from scene_model.runtime.config_loader import ConfigLoader
 from scene_model.training.precision import machine_precision
 
 WARMUP = 2

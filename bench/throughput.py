@@ -22,8 +22,8 @@ import torch
 
 from bench import Row
 from bench._training import StepTimer, lightning_trainer, run_config
-from scene_model.training.config_loader import ConfigLoader
-from scene_model.training.threads import available_cpus, configure_threads
+from scene_model.runtime.config_loader import ConfigLoader
+from scene_model.runtime.threads import available_cpus, configure_threads
 
 WARMUP = 2
 

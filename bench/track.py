@@ -19,10 +19,10 @@ from bench import Row
 from bench._measure import interleaved_seconds
 from bench._training import run_config
 from scene_model.data.video import open_source
+from scene_model.runtime.config_loader import ConfigLoader
 from scene_model.tracking.sequence_tracker import SequenceTracker
 from scene_model.tracking.stream import stream_windows
 from scene_model.tracking.track_source import track_source
-from scene_model.training.config_loader import ConfigLoader
 
 
 def run(quick: bool) -> list[Row]:

@@ -7,14 +7,17 @@ Every box tensor is [..., 4] in one of these forms:
   keys ``bbox_center`` and ``bbox_size`` are its two halves: ``output_boxes`` joins them), of the
   decoder's reference boxes, the encoder's anchors and the denoising queries.
 - box logits: ``inverse_sigmoid`` of normalised ``cxcywh``, what the decoder refines layer by layer.
-- ``xyxy``: corners; normalised for GIoU, in pixels of the original image for the tracker, the
-  diagnostics and the pictures (``to_pixels``).
+- ``xyxy``: corners; normalised for GIoU, in pixels of the original image for the tracker and the
+  diagnostics (``to_pixels``), in pixels of the canvas (or of an image drawn at its size) for the
+  transforms and the pictures (``canvas_pixels``, ``from_canvas_pixels``).
 - ``xywh``: MOTChallenge's (left, top, width, height) in pixels of the original image: gt.txt and
   result files.
 
-Conversions between cxcywh, xyxy and xywh are torchvision's ``box_convert``. Image sizes are
-(height, width) everywhere (torch's shape order and torchvision's ``canvas_size``): ``image_sizes``,
-``orig_sizes``, ``FrameGeometry.out_size``.
+Conversions between cxcywh, xyxy and xywh are torchvision's ``box_convert``; every conversion
+between pixels and 0..1 (and every clipping to an image) is one of the functions below, and nowhere
+else (``tests/test_boxes.py`` looks for the (W, H, W, H) vectors a hand conversion builds). Image
+sizes are (height, width) everywhere (torch's shape order and torchvision's ``canvas_size``):
+``image_sizes``, ``orig_sizes``, ``FrameGeometry.out_size``.
 """
 
 from __future__ import annotations
@@ -49,11 +52,36 @@ def image_scale(canvas: tuple[int, int], image: Tensor, original: Tensor) -> tup
     The image sits in the top-left ``image`` = (h, w) of a ``canvas`` = (H, W) and was resized from
     ``original`` = (H0, W0) (long[..., 2] each).
     """
-    canvas_h, canvas_w = canvas
-    image_h, image_w = image[..., 0].float(), image[..., 1].float()
-    orig_h, orig_w = original[..., 0].float(), original[..., 1].float()
-    scale_x, scale_y = canvas_w * orig_w / image_w, canvas_h * orig_h / image_h
-    return torch.stack([scale_x, scale_y, scale_x, scale_y], dim=-1), torch.stack([orig_w, orig_h, orig_w, orig_h], dim=-1)
+    limits = size_scale(original)
+    return size_scale(canvas) * limits / size_scale(image), limits
+
+
+def size_scale(size: tuple[int, int] | Tensor) -> Tensor:
+    """float[..., 4] (W, H, W, H) of a (height, width) ``size`` (a pair, or long[..., 2]): normalised
+    cxcywh times it are pixels of an image of that size, and pixels divided by it are normalised."""
+    size = torch.as_tensor(size, dtype=torch.float32)
+    height, width = size[..., 0], size[..., 1]
+    return torch.stack([width, height, width, height], dim=-1)
+
+
+def canvas_pixels(cxcywh: Tensor, size: tuple[int, int] | Tensor) -> Tensor:
+    """Normalised cxcywh [..., 4] -> xyxy pixels of the image of ``size`` (height, width) the boxes are
+    normalised to (the canvas, or a picture of it at another size), clipped to it."""
+    scale = size_scale(size).to(cxcywh.device)
+    return to_pixels(cxcywh.float(), scale, scale)
+
+
+def from_canvas_pixels(xyxy: Tensor, size: tuple[int, int] | Tensor) -> Tensor:
+    """xyxy pixels of an image of ``size`` (height, width) -> normalised cxcywh: the inverse of ``canvas_pixels``."""
+    return from_pixels(xyxy.float(), size_scale(size).to(xyxy.device))
+
+
+def clip_xywh(xywh: Tensor, size: tuple[int, int]) -> Tensor:
+    """MOT (left, top, width, height) boxes [..., 4] clipped to an image of ``size`` (height, width);
+    a box wholly outside keeps zero width or height."""
+    limits = size_scale(size).to(xywh.dtype)
+    xyxy = torch.minimum(box_convert(xywh, "xywh", "xyxy").clamp(min=0), limits)
+    return box_convert(xyxy, "xyxy", "xywh")
 
 
 def to_pixels(cxcywh: Tensor, scale: Tensor, limits: Tensor) -> Tensor:

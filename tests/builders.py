@@ -57,3 +57,9 @@ def tiny_model(backbone: dict | None = None, **changes: Any) -> Any:
 def synthetic_spec(**changes: Any) -> dict[str, Any]:
     """``data.synthetic`` of the default config with ``changes``."""
     return {**default_node("data.synthetic"), **changes}
+
+
+def run_model(model: Any, frames: Any, padding_mask: Any = None, image_sizes: Any = None, denoising: Any = None,
+              frame_indices: Any = None, tracks: Any = None) -> dict[str, Any]:
+    """One window through ``model`` as the Lightning module runs it: ``decode(encode(frames, image_sizes), ...)``."""
+    return model.decode(model.encode(frames, image_sizes), padding_mask, frame_indices, denoising, tracks)

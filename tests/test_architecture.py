@@ -59,5 +59,5 @@ def test_no_module_imports_a_layer_its_row_does_not_list():
 
 def test_the_check_catches_an_arrow_that_runs_back_up(tmp_path):
     module = tmp_path / "module.py"
-    module.write_text("from scene_model.training.run import train\nimport scene_model.data.types\n")
-    assert imported_layers(module) == {"training", "data"}
+    module.write_text("from scene_model.runtime.run import train\nimport scene_model.data.types\n")
+    assert imported_layers(module) == {"runtime", "data"}

@@ -9,7 +9,7 @@ from torchvision.ops import box_convert, roi_align
 
 from scene_model.errors import ConfigError
 from scene_model.models.box_pooling import BoxPooling, box_grid
-from tests.builders import tiny_model
+from tests.builders import run_model, tiny_model
 
 TINY = dict(num_decoder_layers=2, num_queries=5)
 
@@ -41,7 +41,7 @@ def test_a_query_sees_the_features_inside_its_box_only():
 def test_model_with_box_pooling_trains_the_fine_stage():
     torch.manual_seed(0)
     model = tiny_model(num_classes=1, box_pool=4, box_stage=2, **TINY)
-    out = model(torch.randn(2, 3, 3, 64, 96), torch.tensor([[False, False, True], [False, False, False]]))
+    out = run_model(model, torch.randn(2, 3, 3, 64, 96), torch.tensor([[False, False, True], [False, False, False]]))
     assert out["bbox_center"].shape == (2, 3, 5, 2)
     (out["bbox_size"].sum() + out["exist_logit"].sum()).backward()
     assert model.box_proj[0].weight.grad.abs().sum() > 0

@@ -126,7 +126,7 @@ def test_a_training_chain_is_windows_that_share_their_last_and_first_frame(tiny_
     assert torch.equal(window.tracks.present, batch.tracks.present[:, 2:5])
     assert torch.equal(window.tracks.track_ids, batch.tracks.track_ids)  # the chain's tracks keep their index
     with pytest.raises(ValueError, match="chains of windows"):
-        ClipDataset(dataset.sequences, 3, dm.eval_transform, train=False, chain_len=2)
+        ClipDataset(dataset.sequences, 3, dm.eval_transform, False, max_interval=1, stride=1, skip_bad_frames=False, chain_len=2)
 
 
 def test_round_batches_hold_different_sequences_and_keep_each_in_order():

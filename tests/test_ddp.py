@@ -14,9 +14,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from scene_model.runtime.checkpoints import load_checkpoint_file
+from scene_model.runtime.run import start_method
 from scene_model.tools.compose import compose_run_config
-from scene_model.training.checkpoints import load_checkpoint_file
-from scene_model.training.run import start_method
 from tests.conftest import REPO, tiny_overrides
 from tests.test_cli import run_train
 from tests.test_train import read_events

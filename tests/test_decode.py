@@ -32,14 +32,14 @@ def test_boxes_follow_the_pixels_through_crop_resize_and_flip(tmp_path):
     rectangle = (100, 40, 80, 60)  # left, top, width, height in a 320x180 frame
     seq = write_sequence(tmp_path, length=1, width=320, height=180, rectangle=rectangle, gt="1,5,100,40,80,60,1,1,1\n")
     transform = ClipTransform(True, short_sides=(45, 60, 90, 120), max_size=None, hflip=0.5, crop=0.7,
-                              crop_scale=(0.4, 1.0), mean=(0, 0, 0), std=(1, 1, 1))
-    dataset = ClipDataset([SequenceRecord.load(seq, True, (1,))], 1, transform, train=True)
+                              crop_scale=(0.4, 1.0), color_jitter=0.0, hue=0.0, min_box_size=1.0)
+    dataset = ClipDataset([SequenceRecord.load(seq, True, (1,))], 1, transform, True, max_interval=1, stride=1, skip_bad_frames=False, chain_len=1)
     checked = 0
     for seed in range(40):
         torch.manual_seed(seed)
         clip = dataset[0]
         height, width = clip.frames.shape[-2:]
-        bright = clip.frames[0].mean(0) > 0.5
+        bright = clip.frames[0].mean(0) > 0.5  # normalised: white about 2.4, black about -1.9
         target = clip.targets[0]
         if len(target) == 0:
             assert bright.sum() <= max(height, width)  # at most a sliver of the rectangle is left
@@ -79,10 +79,10 @@ def test_bad_frames_stop_the_loader_or_are_skipped_and_counted(tmp_path):
     seq = write_sequence(tmp_path, length=6, frames=True, gt="1,1,10,10,20,20,1,1,1\n3,1,10,10,20,20,1,1,1\n")
     corrupt_jpeg(seq / "img1" / "00000002.jpg", "truncated")
     record = SequenceRecord.load(seq, True, (1,))
-    transform = ClipTransform(False, short_sides=(50,))
+    transform = ClipTransform.evaluation(50, 1333, 1.0)
     with pytest.raises(UnreadableFrameError, match=r"00000002\.jpg"):
-        ClipDataset([record], 3, transform, train=False, stride=3)[0]
-    dataset = ClipDataset([record], 3, transform, train=False, stride=3, skip_bad_frames=True)
+        ClipDataset.evaluation([record], 3, transform, 3, False)[0]
+    dataset = ClipDataset.evaluation([record], 3, transform, 3, True)
     with pytest.warns(BadFrameWarning, match=r"00000002\.jpg"):
         clip = dataset[0]
     assert clip.frame_indices.tolist() == [1, 3, 4]  # the next frame fills the window
@@ -102,7 +102,6 @@ def test_a_window_without_any_readable_frame_is_an_error(tmp_path):
     seq = write_sequence(tmp_path, length=2, frames=True)
     for n in (1, 2):
         corrupt_jpeg(seq / "img1" / f"0000000{n}.jpg", "garbage")
-    dataset = ClipDataset([SequenceRecord.load(seq, True, (1,))], 2, ClipTransform(False, (50,)), train=False,
-                          skip_bad_frames=True)
+    dataset = ClipDataset.evaluation([SequenceRecord.load(seq, True, (1,))], 2, ClipTransform.evaluation(50, 1333, 1.0), 1, True)
     with pytest.warns(BadFrameWarning), pytest.raises(UnreadableFrameError, match="no readable frame"):
         dataset[0]

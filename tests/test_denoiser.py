@@ -9,7 +9,7 @@ import torch
 
 from scene_model.data.types import TrackTargets
 from scene_model.training.denoiser import denoising_attention_mask, hold_nearest_box
-from tests.builders import build
+from tests.builders import build, run_model
 from tests.builders import tiny_model as small_model
 
 
@@ -100,11 +100,11 @@ def test_denoising_queries_leave_matching_outputs_unchanged_and_groups_apart():
     frames = torch.randn(2, 4, 3, 64, 96)
     state = build("head.denoise", enabled=True, num_groups=2).make_noise(tracks, 5, torch.Generator().manual_seed(0))
     with torch.no_grad():
-        plain = model(frames)
-        with_dn = model(frames, denoising=state.queries)
+        plain = run_model(model, frames)
+        with_dn = run_model(model, frames, denoising=state.queries)
         state.queries.boxes[:, :, 6:] = torch.rand_like(state.queries.boxes[:, :, 6:])  # group 1 changes
         state.queries.boxes[1, :, 2] = 0.5  # a padding slot of group 0 changes
-        changed = model(frames, denoising=state.queries)
+        changed = run_model(model, frames, denoising=state.queries)
     for key in ("bbox_center", "bbox_size", "cls_logits", "exist_logit"):
         assert torch.allclose(plain[key], with_dn[key], atol=1e-5), key
         assert with_dn["dn"][key].shape[2] == state.positive.shape[1]
@@ -120,7 +120,7 @@ def test_denoising_losses_are_added_and_reach_the_label_embedding():
     adapter = build_adapter(denoise=build("head.denoise", enabled=True))
     padding = torch.zeros(2, 4, dtype=torch.bool)
     state = adapter.make_denoising(tracks, model.num_queries)
-    outputs = model(torch.randn(2, 4, 3, 64, 96), padding, denoising=state.queries)
+    outputs = run_model(model, torch.randn(2, 4, 3, 64, 96), padding, denoising=state.queries)
     losses = adapter.compute_loss(outputs, tracks, padding, state)
     plain = adapter.compute_loss(outputs, tracks, padding)
     assert {"dn_cls", "dn_bbox", "dn_giou", "dn_exist"} <= set(losses) and "dn_cls" not in plain
@@ -149,7 +149,7 @@ def test_perfect_denoising_predictions_give_near_zero_box_terms():
 def test_resnet50_with_denoising_trains_end_to_end(tiny_cfg):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from scene_model.training.run import train
+    from scene_model.runtime.run import train
 
     cfg = tiny_cfg("model/backbone=resnet50", "head.denoise.enabled=true", "head.matcher.level=frame")
     value = train(cfg)
@@ -166,7 +166,7 @@ def test_a_training_batch_without_tracks_keeps_the_label_embedding_in_the_graph(
     find_unused_parameters=false needs on every rank."""
     import dataclasses
 
-    from scene_model.training.config_loader import ConfigLoader
+    from scene_model.runtime.config_loader import ConfigLoader
 
     loader = ConfigLoader(tiny_cfg("head.denoise.enabled=true"))
     module, data = loader.build_lit_module(), loader.build_datamodule()

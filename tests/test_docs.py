@@ -5,6 +5,7 @@ link between pages resolves, and the tracker table lists the options with their 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import re
 import shlex
@@ -165,7 +166,7 @@ def test_the_tracker_table_lists_every_option_with_its_default():
     tables = tracker_tables()
     assert len(tables) == 1, "one table of the tracker's options"
     rows = tables[0]
-    defaults = TrackerOptions().as_dict()
+    defaults = dataclasses.asdict(TrackerOptions())
     assert set(rows) == set(option_names())
     for name, shown in rows.items():
         assert str(defaults[name]).lower() == shown.lower() or float(shown) == defaults[name], (name, shown)

@@ -7,9 +7,9 @@ import lightning as L
 import pytest
 import torch
 
-from scene_model.training.config_loader import ConfigLoader
+from scene_model.runtime.config_loader import ConfigLoader
+from scene_model.runtime.run import train
 from scene_model.training.fast_paths import channels_last_frames
-from scene_model.training.run import train
 
 
 def build(cfg):
@@ -57,13 +57,32 @@ def test_channels_last_gives_the_same_loss(tiny_cfg):
     assert loss_of(fast, batch)["total"].item() == pytest.approx(loss_of(plain, batch)["total"].item(), rel=1e-4)
 
 
+class SeenInTraining(L.Callback):
+    """What a training step ran on: the backbone input's memory layout and the dtype of the model's outputs."""
+
+    def __init__(self) -> None:
+        self.layouts, self.dtypes = set(), set()
+
+    def on_train_start(self, trainer, pl_module):
+        def seen(module, inputs, output):
+            if module.training:
+                self.layouts.add(inputs[0].is_contiguous(memory_format=torch.channels_last) and not inputs[0].is_contiguous())
+                self.dtypes.add(output.dtype)
+
+        pl_module.model.backbone.body[0].register_forward_hook(seen)
+
+
 @pytest.mark.parametrize(
-    "switch",
-    [pytest.param("trainer.precision=bf16-mixed", marks=pytest.mark.slow), "module.channels_last=true"],  # bf16 on a CPU: ~40 s
+    ("switch", "layout", "dtype"),
+    [("trainer.precision=bf16-mixed", False, torch.bfloat16), ("module.channels_last=true", True, torch.float32),
+     ("trainer.precision=32-true", False, torch.float32)],
 )
-def test_a_fit_runs_with_the_switch(tiny_cfg, switch):
+def test_a_fit_runs_with_the_switch_on(tiny_cfg, monkeypatch, switch, layout, dtype):
+    seen = SeenInTraining()
+    monkeypatch.setattr(ConfigLoader, "build_callbacks", lambda self, original=ConfigLoader.build_callbacks: original(self) + [seen])
     value = train(tiny_cfg(switch))
     assert value is not None and torch.isfinite(torch.tensor(value))
+    assert seen.layouts == {layout} and seen.dtypes == {dtype}
 
 
 @pytest.mark.slow

@@ -10,10 +10,10 @@ from mlflow import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from scene_model.runtime.config_loader import ConfigLoader
+from scene_model.runtime.loggers import wandb_logged_in, wandb_logger
+from scene_model.runtime.run import train
 from scene_model.training.callbacks.hparams_summary import flat_hparams
-from scene_model.training.config_loader import ConfigLoader
-from scene_model.training.loggers import wandb_logged_in, wandb_logger
-from scene_model.training.run import train
 
 FINAL = {"hparams/HOTA", "hparams/DetA", "hparams/AssA", "hparams/IDF1", "hparams/total"}
 
@@ -44,18 +44,18 @@ def test_wandb_goes_online_only_with_a_project_and_a_login(tmp_path, monkeypatch
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
     assert not wandb_logged_in()
-    assert wandb_logger(project="p", save_dir=str(tmp_path))._offline
+    assert wandb_logger(project="p", offline=None, save_dir=str(tmp_path))._offline
     (tmp_path / "netrc").write_text("machine api.wandb.ai\n  login user\n  password " + "k" * 40 + "\n")
     assert wandb_logged_in()
-    assert not wandb_logger(project="p", save_dir=str(tmp_path))._offline
-    assert wandb_logger(project=None, save_dir=str(tmp_path))._offline
+    assert not wandb_logger(project="p", offline=None, save_dir=str(tmp_path))._offline
+    assert wandb_logger(project=None, offline=None, save_dir=str(tmp_path))._offline
     assert wandb_logger(project="p", offline=True, save_dir=str(tmp_path))._offline
 
 
 def test_flat_hparams_keeps_plain_values_outside_the_plumbing():
     config = {"seed": 1, "optimizer": {"_target_": "x", "lr": 1e-4}, "data": {"train_sizes": [128], "root": None},
               "paths": {"output_dir": "o"}, "logger": {"csv": {}}}
-    assert flat_hparams(config) == {"seed": 1, "optimizer.lr": 1e-4, "data.train_sizes": "[128]", "data.root": "null"}
+    assert flat_hparams(config, ("paths", "hydra", "callbacks", "logger")) == {"seed": 1, "optimizer.lr": 1e-4, "data.train_sizes": "[128]", "data.root": "null"}
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from torchvision.ops import generalized_box_iou_loss
 from scene_model.boxes import inverse_sigmoid
 from scene_model.data.types import TrackTargets
 from scene_model.training.head_adapter import HeadAdapter, giou_loss
-from tests.builders import build, tiny_model
+from tests.builders import build, run_model, tiny_model
 
 KEYS = {"total", "cls", "bbox", "giou", "exist", "num_matches", "num_targets"}
 
@@ -111,7 +111,7 @@ def test_gradients_reach_every_model_parameter():
     batch = collate_tracking([make_clip(2, 64, 96, [[1, 2], [2]]), make_clip(2, 48, 64, [[3], [3]])])
     head = adapter(denoise=True)
     state = head.make_denoising(batch.tracks, model.num_queries)
-    outputs = model(batch.frames, batch.padding_mask, batch.image_sizes, state.queries)
+    outputs = run_model(model, batch.frames, batch.padding_mask, batch.image_sizes, state.queries)
     losses = head.compute_loss(outputs, batch.tracks, batch.padding_mask, state)
     losses["total"].backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]

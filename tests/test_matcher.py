@@ -56,7 +56,7 @@ def brute_force_min(cost: np.ndarray) -> float:
 def test_track_cost_matrix_equals_pairwise_sum_over_present_frames(seed):
     outputs, tracks, padding = random_case(seed)
     matcher = build("head.matcher")
-    cost = matcher.cost_matrix(outputs, tracks, padding)
+    cost = matcher.track_costs(outputs, tracks, tracks.present & ~padding[:, :, None])
     batch, frames, queries, _ = outputs["bbox_center"].shape
     for b, q, k in itertools.product(range(batch), range(queries), range(tracks.num_tracks)):
         expected = sum(naive_pair_cost(matcher, outputs, tracks, b, t, q, k) for t in range(frames)
@@ -69,7 +69,7 @@ def test_track_level_hungarian_is_optimal(seed):
     outputs, tracks, padding = random_case(seed, queries=5, tracks=4)
     matcher = build("head.matcher")
     matching = matcher.match([outputs], tracks, padding)[0]
-    cost = matcher.cost_matrix(outputs, tracks, padding).numpy()
+    cost = matcher.track_costs(outputs, tracks, tracks.present & ~padding[:, :, None]).numpy()
     for b in range(2):
         counted = np.flatnonzero((tracks.present[b] & ~padding[b, :, None]).any(0).numpy())
         chosen = matching.batch == b

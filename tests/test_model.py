@@ -9,7 +9,7 @@ import torchvision
 from scene_model.errors import CheckpointError, ConfigError
 from scene_model.models.scene_model import canvas_padding
 from scene_model.models.transformer import EncoderLayer
-from tests.builders import build, tiny_model
+from tests.builders import build, run_model, tiny_model
 
 OUTPUT_KEYS = ("bbox_center", "bbox_size", "cls_logits", "exist_conf", "exist_logit")
 
@@ -26,7 +26,7 @@ def make_backbone(**changes):
 def test_outputs_follow_the_contract():
     model = small_model().eval()
     with torch.no_grad():
-        out = model(torch.randn(2, 3, 3, 64, 96))
+        out = run_model(model, torch.randn(2, 3, 3, 64, 96))
     shapes = {"bbox_center": 2, "bbox_size": 2, "cls_logits": 2, "exist_conf": 1, "exist_logit": 1}
     for key in OUTPUT_KEYS:
         assert out[key].shape == (2, 3, 6, shapes[key]), key
@@ -44,7 +44,7 @@ def test_padded_frames_change_nothing_in_real_frames():
     other = frames.clone()
     other[:, 2:] = torch.randn_like(other[:, 2:]) * 3
     with torch.no_grad():
-        a, b = model(frames, padding), model(other, padding)
+        a, b = run_model(model, frames, padding), run_model(model, other, padding)
     for key in OUTPUT_KEYS:
         assert torch.allclose(a[key][:, :2], b[key][:, :2], atol=1e-5), key
     assert not torch.allclose(a["cls_logits"][:, 2:], b["cls_logits"][:, 2:])  # the padded ones did change
@@ -78,8 +78,8 @@ def test_mixed_image_sizes_mask_the_canvas_padding(monkeypatch):
     monkeypatch.setattr(model.transformer, "encode", lambda s, p, m=None: seen.append(m) or original(s, p, m))
     frames = torch.randn(2, 2, 3, 64, 96)
     with torch.no_grad():
-        model(frames, image_sizes=torch.tensor([[64, 96], [64, 96]]))
-        model(frames, image_sizes=torch.tensor([[64, 96], [48, 64]]))
+        run_model(model, frames, image_sizes=torch.tensor([[64, 96], [64, 96]]))
+        run_model(model, frames, image_sizes=torch.tensor([[64, 96], [48, 64]]))
     assert seen[0] is None  # nothing to mask
     assert seen[1].shape == (4, 4 * 6) and not seen[1][:2].any() and seen[1][2:].sum() == 2 * (4 * 6 - 3 * 4)
 
@@ -95,7 +95,7 @@ def test_multi_scale_features():
     clip = model.encode(frames)
     assert clip.shapes == [(8, 12), (4, 6)]
     assert clip.memory.shape == (1, 2, 8 * 12 + 4 * 6, 32) and clip.memory_pos.shape == (1, 8 * 12 + 4 * 6, 32)
-    model(frames)["cls_logits"].sum().backward()
+    run_model(model, frames)["cls_logits"].sum().backward()
     assert model.level_embed.grad is not None and model.level_embed.grad.abs().sum() > 0
 
 
@@ -126,7 +126,7 @@ def test_denoising_queries_need_a_model_built_for_them():
     queries = DenoisingQueries(torch.rand(1, 2, 2, 4), torch.zeros(1, 2, dtype=torch.long),
                                torch.zeros(8, 8, dtype=torch.bool), torch.zeros(1, 2, dtype=torch.bool))
     with pytest.raises(ConfigError, match="head.denoise.enabled"):
-        model(torch.randn(1, 2, 3, 64, 96), denoising=queries)
+        run_model(model, torch.randn(1, 2, 3, 64, 96), denoising=queries)
 
 
 def test_track_queries_follow_the_detect_queries_and_empty_slots_change_nothing():
@@ -141,7 +141,7 @@ def test_track_queries_follow_the_detect_queries_and_empty_slots_change_nothing(
     changed = TrackQueries(content.clone(), boxes, padding, tracks.source)
     changed.content[1, 1] = torch.randn(32) * 5  # an empty slot
     with torch.no_grad():
-        out, other = model(frames, tracks=tracks), model(frames, tracks=changed)
+        out, other = run_model(model, frames, tracks=tracks), run_model(model, frames, tracks=changed)
     assert out["bbox_center"].shape == (2, 3, 6 + 2, 2) and out["hidden"].shape == (2, 3, 8, 32)
     assert torch.allclose(out["bbox_center"][1, :, :7], other["bbox_center"][1, :, :7], atol=1e-5)
     assert torch.allclose(out["exist_logit"][0], other["exist_logit"][0])
@@ -150,7 +150,7 @@ def test_track_queries_follow_the_detect_queries_and_empty_slots_change_nothing(
 def test_carry_packs_the_kept_queries_in_order_with_their_last_frame_box():
     model = tiny_model(box_pool=0, track_queries=True).eval()
     with torch.no_grad():
-        out = model(torch.randn(2, 3, 3, 64, 96))
+        out = run_model(model, torch.randn(2, 3, 3, 64, 96))
         keep = torch.zeros(2, 6, dtype=torch.bool)
         keep[0, [4, 1]] = True
         keep[1, 3] = True

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scene_model.training.run import train
+from scene_model.runtime.run import train
 from tests.conftest import compose_config
 
 

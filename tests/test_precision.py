@@ -10,11 +10,11 @@ import pytest
 import torch
 import yaml
 
+from scene_model.runtime.checkpoints import load_checkpoint_file
+from scene_model.runtime.config_loader import ConfigLoader
+from scene_model.runtime.run import train
+from scene_model.runtime.trained import load_trained
 from scene_model.training import precision
-from scene_model.training.checkpoints import load_checkpoint_file
-from scene_model.training.config_loader import ConfigLoader
-from scene_model.training.run import train
-from scene_model.training.trained import load_trained
 
 
 @pytest.fixture(params=[True, False], ids=["bf16 machine", "no bf16"])

@@ -8,7 +8,7 @@ import torch
 import torchvision
 from torchvision.ops import FrozenBatchNorm2d
 
-from scene_model.training.config_loader import ConfigLoader
+from scene_model.runtime.config_loader import ConfigLoader
 from tests.conftest import compose_config
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from scene_model.models.proposals import cell_anchors, select_queries
+from tests.builders import run_model
 from tests.test_model import small_model as tiny_model
 
 
@@ -35,7 +36,7 @@ def test_two_stage_outputs_proposals_and_starts_queries_from_them():
     model = tiny_model().eval()
     frames = torch.randn(2, 3, 3, 64, 96)
     with torch.no_grad():
-        out = model(frames)
+        out = run_model(model, frames)
     cells = 4 * 6  # stride 16
     assert out["enc"]["cls_logits"].shape == (2, 3, cells, 2)
     assert out["enc"]["bbox_center"].shape == (2, 3, cells, 2) and out["enc"]["bbox_size"].shape == (2, 3, cells, 2)
@@ -47,8 +48,8 @@ def test_time_encoding_follows_the_frame_interval():
     model = tiny_model().eval()
     frames = torch.randn(1, 3, 3, 64, 96)
     with torch.no_grad():
-        consecutive = model(frames, frame_indices=torch.tensor([[5, 6, 7]]))
-        default = model(frames)
-        spaced = model(frames, frame_indices=torch.tensor([[5, 8, 11]]))
+        consecutive = run_model(model, frames, frame_indices=torch.tensor([[5, 6, 7]]))
+        default = run_model(model, frames)
+        spaced = run_model(model, frames, frame_indices=torch.tensor([[5, 8, 11]]))
     assert torch.allclose(consecutive["exist_logit"], default["exist_logit"])
     assert not torch.allclose(consecutive["exist_logit"], spaced["exist_logit"])

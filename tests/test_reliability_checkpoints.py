@@ -14,17 +14,13 @@ import torch
 
 from scene_model.errors import CheckpointError
 from scene_model.outputs import partial_path
-from scene_model.training.checkpoints import (
-    AtomicCheckpointIO,
-    check_fits,
-    load_checkpoint_file,
-    save_atomically,
-)
+from scene_model.runtime.checkpoints import AtomicCheckpointIO, load_checkpoint_file, save_atomically
+from scene_model.training.weights import check_fits
 from tests.conftest import REPO
 
 WRITER = """
 import sys, torch
-from scene_model.training.checkpoints import save_atomically
+from scene_model.runtime.checkpoints import save_atomically
 path = sys.argv[1]
 save_atomically({"state_dict": {"w": torch.zeros(4)}, "tag": "old"}, path)
 print("old saved", flush=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from scene_model.errors import ConfigError
-from scene_model.training.config_validation import validate_config
-from scene_model.training.run import train
+from scene_model.runtime.config_validation import validate_config
+from scene_model.runtime.run import train
 from tests.conftest import compose_config
 from tests.test_cli import run_train
 from tests.test_configs import EXTRA, GROUP_OPTIONS

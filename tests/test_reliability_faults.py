@@ -25,11 +25,11 @@ from scene_model.data.datamodule import DancetrackDataModule
 from scene_model.data.mot_format import list_sequences, read_gt, read_seqinfo
 from scene_model.errors import CheckpointError, DataFormatError, OutputError
 from scene_model.outputs import partial_path, write_atomically, write_text_atomically
-from scene_model.training.checkpoints import load_checkpoint_file, save_atomically
-from scene_model.training.run import user_error
-from scene_model.training.run_dirs import claim_dir
-from scene_model.training.signals import stop_signals
-from scene_model.training.write_errors import output_errors
+from scene_model.runtime.checkpoints import load_checkpoint_file, save_atomically
+from scene_model.runtime.run import user_error
+from scene_model.runtime.run_dirs import claim_dir
+from scene_model.runtime.signals import stop_signals
+from scene_model.runtime.write_errors import output_errors
 from tests.builders import datamodule as make_datamodule
 from tests.conftest import REPO, tiny_overrides
 from tests.data_helpers import write_sequence

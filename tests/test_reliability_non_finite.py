@@ -84,7 +84,7 @@ def same(a, b) -> bool:
 @pytest.mark.parametrize("fault", ["nan_input", "nan_grad"])
 def test_a_bad_step_changes_nothing_and_is_counted(fault, fused, tmp_path):
     torch.manual_seed(0)
-    guard = SkipNonFiniteSteps(max_bad_steps=3)
+    guard = SkipNonFiniteSteps(max_bad_steps=3, check_every_n_steps=None)
     trainer, snaps = fit(TinyModule(**{fault: [2]}, fused=fused), guard, steps=5, tmp_path=tmp_path)
     assert same(snaps.before[2], snaps.after[2]), "the skipped step changed the module or the optimiser"
     for good in (1, 3):
@@ -101,7 +101,7 @@ def test_a_bad_step_changes_nothing_and_is_counted(fault, fused, tmp_path):
 
 @pytest.mark.parametrize("fused", [False, True], ids=["host-decision", "fused-on-device"])
 def test_too_many_bad_steps_in_a_row_stop_the_run(fused, tmp_path):
-    guard = SkipNonFiniteSteps(max_bad_steps=2)
+    guard = SkipNonFiniteSteps(max_bad_steps=2, check_every_n_steps=None)
     with pytest.raises(DivergenceError, match=r"2 optimisation steps in a row .*training\.max_bad_steps=2"):
         fit(TinyModule(nan_input=[1, 3, 4], fused=fused), guard, steps=8, tmp_path=tmp_path)
     assert guard.total == 3  # step 1 alone was skipped and forgiven; steps 3 and 4 stopped the run
@@ -123,9 +123,9 @@ def test_bad_steps_still_unread_at_the_end_of_the_epoch_are_counted(tmp_path):
 
 
 def test_counters_survive_a_checkpoint():
-    guard = SkipNonFiniteSteps(max_bad_steps=5)
+    guard = SkipNonFiniteSteps(max_bad_steps=5, check_every_n_steps=None)
     guard.consecutive, guard.total = 2, 7
-    restored = SkipNonFiniteSteps(max_bad_steps=5)
+    restored = SkipNonFiniteSteps(max_bad_steps=5, check_every_n_steps=None)
     restored.load_state_dict(guard.state_dict())
     assert (restored.consecutive, restored.total) == (2, 7)
 
@@ -139,4 +139,4 @@ def test_describe_batch_names_sequences_and_frames():
 
 def test_max_bad_steps_must_be_positive():
     with pytest.raises(ValueError, match="max_bad_steps"):
-        SkipNonFiniteSteps(max_bad_steps=0)
+        SkipNonFiniteSteps(max_bad_steps=0, check_every_n_steps=None)

@@ -12,8 +12,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from scene_model.errors import CheckpointError, ConfigError, DivergenceError, SceneModelError
+from scene_model.runtime.run import main, one_line, train, user_error
 from scene_model.training.head_adapter import HeadAdapter
-from scene_model.training.run import main, one_line, train, user_error
 from tests.conftest import compose_config, tiny_overrides
 
 STEPS = ["trainer.limit_train_batches=3", "training.checkpoint_every_n_steps=2"]

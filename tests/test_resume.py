@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from scene_model.training.run import train
-from scene_model.training.slurm import gpus_per_node, resume_ckpt_path
+from scene_model.runtime.run import train
+from scene_model.runtime.slurm import gpus_per_node, resume_ckpt_path
 from tests.conftest import compose_config
 from tests.test_train import read_events
 

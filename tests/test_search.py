@@ -11,9 +11,9 @@ from optuna.distributions import CategoricalDistribution, LogUniformDistribution
 from optuna.samplers import intersection_search_space  # noqa: E402
 
 from scene_model.errors import ConfigError  # noqa: E402
-from scene_model.training.search.sampler import TrialSeededTPESampler  # noqa: E402
-from scene_model.training.search.study import PrepareStudy, prepare_study  # noqa: E402
-from scene_model.training.search.trial_dirs import TRIAL_DIR_KEY, name_trial_directory  # noqa: E402
+from scene_model.runtime.search.sampler import TrialSeededTPESampler  # noqa: E402
+from scene_model.runtime.search.study import PrepareStudy, prepare_study  # noqa: E402
+from scene_model.runtime.search.trial_dirs import TRIAL_DIR_KEY, name_trial_directory  # noqa: E402
 from tests.conftest import compose_config  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from scene_model.training.run import optimized_value, train
+from scene_model.runtime.run import optimized_value, train
 
 
 @pytest.mark.parametrize(

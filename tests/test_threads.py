@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scene_model.training import threads
+from scene_model.runtime import threads
 
 
 @pytest.fixture(autouse=True)

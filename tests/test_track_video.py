@@ -20,14 +20,14 @@ from scene_model.data.decode import FrameGeometry
 from scene_model.data.transforms import ClipTransform
 from scene_model.data.video import ShortVideoError, ShortVideoWarning, open_source
 from scene_model.errors import CheckpointError
+from scene_model.runtime.run import train
+from scene_model.runtime.trained import load_trained
 from scene_model.tools.track import main as track_main
 from scene_model.tracking import SequenceTracker, TrackerOptions
 from scene_model.tracking.mot_results import format_rows
 from scene_model.tracking.stream import stream_windows
 from scene_model.tracking.track_source import track_source
 from scene_model.tracking.video_output import VideoWriter
-from scene_model.training.run import train
-from scene_model.training.trained import load_trained
 from tests.conftest import REPO, compose_config, tiny_overrides
 from tests.test_reliability_faults import remount_read_only, small_tmpfs  # noqa: F401  (a fixture)
 
@@ -139,7 +139,7 @@ def test_a_video_is_tracked_as_evaluation_tracks_its_frames(trained, video, tmp_
     run = load_trained(trained, "cpu")
     datamodule, tracker = run.datamodule, SequenceTracker(TrackerOptions.from_mapping(run.cfg.eval.tracker))
     record = SequenceRecord.load(seq_dir, require_gt=False, class_ids=(1,))
-    dataset = ClipDataset([record], datamodule.clip_len, datamodule.eval_transform, train=False, stride=datamodule.val_stride)
+    dataset = ClipDataset.evaluation([record], datamodule.clip_len, datamodule.eval_transform, datamodule.val_stride, False)
     windows = DataLoader(dataset, batch_size=datamodule.eval_batch_size, collate_fn=collate_tracking)
     expected = tracker.track(run.module.predict, windows, ["clip"])["clip"]
     text = (out / "clip.txt").read_text()
@@ -223,8 +223,8 @@ def test_stream_windows_are_the_evaluation_windows(tiny_root, length, clip_len, 
     info = SequenceRecord.load(seq_dir, require_gt=False, class_ids=(1,)).info
     record = SequenceRecord.load(seq_dir, require_gt=False, class_ids=(1,))
     record.info = type(info)(**{**info.__dict__, "length": length})
-    transform = ClipTransform(False, (48,), 400)
-    dataset = ClipDataset([record], clip_len, transform, train=False, stride=stride)
+    transform = ClipTransform.evaluation(48, 400, 1.0)
+    dataset = ClipDataset.evaluation([record], clip_len, transform, stride, False)
     expected = [dataset[i] for i in range(len(dataset))]
     source = open_source(seq_dir / "img1")
     geometry = transform.plan(info.width, info.height)

@@ -54,7 +54,7 @@ def test_report_gives_each_split_its_summary_and_the_spread_over_checkpoints():
 
 
 def test_a_checkpoint_trained_with_extra_sets_is_scored_on_the_benchmark_splits_alone(tiny_root, tmp_path, capsys):
-    from scene_model.training.run import train
+    from scene_model.runtime.run import train
 
     run = tmp_path / "fit"
     train(compose_config(tiny_overrides(tiny_root) + ["debug=fast", "eval.every_n_epochs=0", "data.extra_train_sets=1"], run))

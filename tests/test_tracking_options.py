@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 
 import pytest
+from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from scene_model.errors import ConfigError
@@ -27,10 +28,11 @@ def test_the_run_config_is_the_dataclass_with_its_defaults():
 
 
 def test_the_config_refuses_an_unknown_option_and_a_wrong_type():
-    with pytest.raises(Exception, match="max_lots"):
+    with pytest.raises(ConfigCompositionException, match=r"Could not override 'eval.tracker.max_lots'"):
         compose_config(["eval.tracker.max_lots=3"])
-    with pytest.raises(Exception, match="max_lost"):
+    with pytest.raises(ConfigCompositionException, match=r"Error merging override eval.tracker.max_lost=1.5") as caught:
         compose_config(["eval.tracker.max_lost=1.5"])
+    assert "could not be converted to Integer" in str(caught.value.__cause__)
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ def datamodule(root, clip_len=3, eval_size=108, **options):
 def test_every_frame_is_in_a_window_and_windows_overlap(tiny_root):
     dm = datamodule(tiny_root, clip_len=4)
     records = dm.load_split("train")
-    windows = ClipDataset(records, 4, dm.eval_transform, train=False, stride=3)
+    windows = ClipDataset.evaluation(records, 4, dm.eval_transform, 3, False)
     covered = {}
     for i in range(len(windows)):
         clip = windows[i]

@@ -8,6 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from scene_model.errors import ConfigError
+from scene_model.runtime.run import train
 from scene_model.tools import threshold_sweep
 from scene_model.tools.oracle import oracle_predict
 from scene_model.tools.threshold_sweep import (
@@ -21,7 +22,6 @@ from scene_model.tools.threshold_sweep import (
 )
 from scene_model.tracking import TrackerOptions
 from scene_model.tracking.predictions import window_predictions
-from scene_model.training.run import train
 from tests.builders import datamodule as make_datamodule
 from tests.conftest import compose_config, tiny_overrides
 

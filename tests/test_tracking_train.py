@@ -9,15 +9,17 @@ import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from torchvision.io import decode_png, read_file
 
 from scene_model.data.dataset import ClipDataset
 from scene_model.errors import ConfigError
 from scene_model.models.scene_model import SceneModel
+from scene_model.runtime.run import train
 from scene_model.tools import threshold_sweep
 from scene_model.tools.oracle import oracle_predict
 from scene_model.tracking import TrackerOptions
@@ -25,9 +27,9 @@ from scene_model.tracking.diagnostics import DIAGNOSTICS
 from scene_model.tracking.drawing import ALERT
 from scene_model.tracking.sequence_tracker import TrackingSession
 from scene_model.tracking.trackeval_metrics import HEADLINE
+from scene_model.training import precision
 from scene_model.training.callbacks import TrackingEvaluator
 from scene_model.training.lit_module import SceneModelLightningModule
-from scene_model.training.run import train
 from tests.builders import datamodule as make_datamodule
 
 
@@ -112,7 +114,7 @@ def test_an_epoch_runs_each_val_window_once_and_encodes_each_frame_once(tiny_cfg
     monkeypatch.setattr(SceneModel, "encode_frames", counting_encode)
     cfg = tiny_cfg("trainer.limit_val_batches=1.0", "data.clip_len=4", "optimized_metric=val/track/HOTA")
     assert train(cfg) is not None
-    windows = ClipDataset(make_datamodule(cfg.data.root).load_split("val"), 4, None, train=False, stride=3)
+    windows = ClipDataset.evaluation(make_datamodule(cfg.data.root).load_split("val"), 4, None, 3, False)
     expected = [(windows.sequences[s].info.name, tuple(range(f, f + 4))) for s, f in zip(windows.seq_index, windows.starts, strict=True)]
     assert read == expected  # each window once, in order, consecutive ones sharing a frame
     assert sum(decoded) == len(expected)  # one forward per window: losses, pictures and tracks from it
@@ -121,18 +123,25 @@ def test_an_epoch_runs_each_val_window_once_and_encodes_each_frame_once(tiny_cfg
 
 
 @pytest.mark.slow
-def test_evaluate_only_from_a_checkpoint(tiny_cfg, tmp_path):
-    fit = tiny_cfg()
-    train(fit)
+def test_evaluate_only_from_a_checkpoint_scores_what_the_fit_scored(tiny_cfg, tmp_path, monkeypatch, caplog):
+    """The same weights on the same val split give the same tracks: the fit's last validation, ``train=false``
+    on its checkpoint and the threshold sweep's row at the run's thresholds agree to the last digit."""
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)  # the tools compute as the fit did
+    every_query = ["eval.tracker.start_threshold=0.0", "eval.tracker.keep_threshold=0.0", "trainer.limit_val_batches=1.0"]  # boxes to score
+    fit = tiny_cfg(*every_query, "optimized_metric=val/track/HOTA")
+    fitted = train(fit)
     ckpt = tmp_path / "last.ckpt"
     Path(fit.paths.output_dir, "checkpoints", "last.ckpt").rename(ckpt)
-    cfg = tiny_cfg("train=false", f"ckpt_path={ckpt}", "optimized_metric=val/track/IDF1")
-    value = train(cfg)
-    assert value is not None and 0.0 <= value <= 100.0
+    cfg = tiny_cfg("train=false", f"ckpt_path={ckpt}", *every_query, "optimized_metric=val/track/HOTA")
+    with caplog.at_level(logging.INFO, logger="scene_model.runtime.run"):
+        assert train(cfg) == pytest.approx(fitted, abs=1e-5) and fitted > 0
+    said = [r.getMessage() for r in caplog.records if r.name == "scene_model.runtime.run"]
+    assert said[-4].startswith(f"val: HOTA {fitted:.1f}") and said[-2] == f"evaluated: {ckpt}", said
     assert (Path(cfg.paths.output_dir) / "tracking" / "test.zip").is_file()
-    rows = threshold_sweep.main([str(ckpt), "--start", "0.5", "0.1", "--keep", "0.1", "--device", "cpu"])
-    assert [(r.start_threshold, r.keep_threshold) for r in rows] == [(0.5, 0.1), (0.1, 0.1)]
-    assert all(0.0 <= r.metrics["HOTA"] <= 100.0 for r in rows)
+    rows = threshold_sweep.main([str(ckpt), "--start", "0.0", "0.5", "--keep", "0.0", "--device", "cpu"])
+    by_thresholds = {(r.start_threshold, r.keep_threshold): r.metrics["HOTA"] for r in rows}
+    assert set(by_thresholds) == {(0.0, 0.0), (0.5, 0.0)}
+    assert by_thresholds[(0.0, 0.0)] == pytest.approx(fitted, abs=1e-5)  # fitted: as logged, in float32
 
 
 def test_a_model_that_writes_no_box_says_so_in_the_console_and_on_the_pictures(tiny_cfg, monkeypatch, caplog):
@@ -150,8 +159,8 @@ def test_a_model_that_writes_no_box_says_so_in_the_console_and_on_the_pictures(t
     assert "boxes written 0 of" in caplog.text
     viz = Path(cfg.paths.output_dir) / "viz"
     for picture in (viz / "tracks" / "epoch_000.png", viz / "epoch_000.png"):
-        image = decode_png(read_file(str(picture)))
-        assert tuple(image[:, 1, 1].tolist()) == ALERT, picture  # the red caption band
+        image = np.asarray(Image.open(picture).convert("RGB"))
+        assert tuple(image[1, 1].tolist()) == ALERT, picture  # the red caption band
 
 
 def test_a_missing_submit_split_names_the_key(tiny_cfg):
@@ -175,9 +184,10 @@ def test_when_tracking_runs(fn, epoch, max_epochs, every, expected):
     trainer = SimpleNamespace(
         sanity_checking=False, state=SimpleNamespace(fn=fn), current_epoch=epoch, max_epochs=max_epochs
     )
-    assert TrackingEvaluator(TrackerOptions(), every_n_epochs=every).should_run(trainer) is expected
+    evaluator = TrackingEvaluator(TrackerOptions(), every, None, False, "tracking", 0, None, False)
+    assert evaluator.should_run(trainer) is expected
     trainer.sanity_checking = True
-    assert TrackingEvaluator(TrackerOptions(), every_n_epochs=every).should_run(trainer) is False
+    assert evaluator.should_run(trainer) is False
 
 
 def test_validation_windows_that_share_no_frame_are_refused_before_training(tiny_cfg):

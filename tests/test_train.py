@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import re
+from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import Callback
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from scene_model.training.run import train
+from scene_model.runtime.run import train
 
 LOSS_TAGS = ("total", "cls", "bbox", "giou", "exist")
 
@@ -19,10 +22,18 @@ def read_events(run_dir):
     return events
 
 
-def test_fast_fit_writes_every_artifact(tiny_cfg):
+def test_fast_fit_writes_every_artifact_and_ends_with_its_result_and_where_it_is(tiny_cfg, caplog):
     cfg = tiny_cfg("trainer.max_epochs=2")
-    value = train(cfg)
-    run = __import__("pathlib").Path(cfg.paths.output_dir)
+    with caplog.at_level(logging.INFO, logger="scene_model.runtime.run"):
+        value = train(cfg)
+    run = Path(cfg.paths.output_dir)
+    said = [r.getMessage() for r in caplog.records if r.name == "scene_model.runtime.run"]
+    assert re.fullmatch(r"val: HOTA \d+\.\d  DetA \d+\.\d  AssA \d+\.\d  IDF1 \d+\.\d", said[-4]), said
+    assert said[-3:] == [
+        f"run directory: {run}",
+        f"checkpoint: {run / 'checkpoints' / 'last.ckpt'} (best val/loss/total: {next((run / 'checkpoints').glob('epoch_*.ckpt')).name})",
+        f"tensorboard --logdir {run / 'tensorboard'}",
+    ]
     assert value is not None and math.isfinite(value)
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert list((run / "checkpoints").glob("epoch_*.ckpt"))
@@ -62,7 +73,7 @@ class RecordBackbone(Callback):
 
 
 def test_backbone_frozen_until_unfreeze_after(tiny_cfg, monkeypatch):
-    from scene_model.training import config_loader
+    from scene_model.runtime import config_loader
 
     recorder = RecordBackbone()
     original = config_loader.ConfigLoader.build_callbacks

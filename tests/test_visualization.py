@@ -23,6 +23,9 @@ def test_render_clip_draws_confident_boxes_only():
     assert not changed[2 + 6 : 2 + 10, 2 + 10 : 2 + 14].any()
 
 
-def test_prediction_scores_combine_existence_and_class():
-    outputs = {"exist_conf": torch.tensor([[[0.5]]]), "cls_logits": torch.tensor([[[0.0, 100.0]]])}
-    assert torch.allclose(prediction_scores(outputs), torch.tensor([[0.5]]))
+def test_the_box_score_is_the_existence_probability_whatever_the_class_head_says():
+    exist = torch.tensor([[[0.5], [0.9]]])
+    sure = {"exist_conf": exist, "cls_logits": torch.tensor([[[100.0, 0.0], [100.0, 0.0]]])}
+    unsure = {"exist_conf": exist, "cls_logits": torch.tensor([[[-100.0, -100.0], [-100.0, -100.0]]])}
+    assert torch.equal(prediction_scores(sure), torch.tensor([[0.5, 0.9]]))
+    assert torch.equal(prediction_scores(unsure), prediction_scores(sure))  # the class probability is not multiplied in

@@ -142,7 +142,7 @@ class DancetrackDataModule(L.LightningDataModule):
             True, train_sizes, max_size, hflip=hflip, crop=crop, crop_scale=crop_scale,
             color_jitter=color_jitter, hue=hue, min_box_size=min_box_size,
         )
-        self.eval_transform = ClipTransform(False, (eval_size,), max_size, min_box_size=min_box_size)
+        self.eval_transform = ClipTransform.evaluation(eval_size, max_size, min_box_size)
         self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
         self.datasets: dict[str, ClipDataset] = {}
         self.skipped_frames: set[str] = set()  # unreadable frames skipped so far (main process)
@@ -207,9 +207,8 @@ class DancetrackDataModule(L.LightningDataModule):
             self.datasets["test"] = self._eval_dataset(self.splits["test"], require_gt=False)
 
     def _eval_dataset(self, split: str, require_gt: bool) -> ClipDataset:
-        return ClipDataset(
-            self.load_split(split, require_gt), self.clip_len, self.eval_transform, train=False,
-            stride=self.val_stride, skip_bad_frames=self.skip_bad_frames,
+        return ClipDataset.evaluation(
+            self.load_split(split, require_gt), self.clip_len, self.eval_transform, self.val_stride, self.skip_bad_frames
         )
 
     def eval_split(self, split: str | None = None, require_gt: bool = True) -> EvalSplit:
@@ -227,9 +226,8 @@ class DancetrackDataModule(L.LightningDataModule):
         tracker and the tools run them. ``part`` = (index, count): a process's share, every count-th
         sequence from the index-th (a process left without one repeats a sequence, as a distributed
         sampler pads its share)."""
-        dataset = ClipDataset(
-            self.share_of(split, part), self.clip_len, self.eval_transform, train=False, stride=self.val_stride,
-            skip_bad_frames=self.skip_bad_frames,
+        dataset = ClipDataset.evaluation(
+            self.share_of(split, part), self.clip_len, self.eval_transform, self.val_stride, self.skip_bad_frames
         )
         return DataLoader(
             EvalBatches(dataset, self.eval_batch_size), batch_size=None, num_workers=self.num_workers,

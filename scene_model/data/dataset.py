@@ -88,10 +88,10 @@ class ClipDataset(Dataset):
         clip_len: int,
         transform: ClipTransform,
         train: bool,
-        max_interval: int = 1,
-        stride: int = 1,
-        skip_bad_frames: bool = False,
-        chain_len: int = 1,
+        max_interval: int,
+        stride: int,
+        skip_bad_frames: bool,
+        chain_len: int,
     ) -> None:
         if clip_len < 1:
             raise ValueError(f"clip_len must be >= 1, got {clip_len}")
@@ -116,6 +116,13 @@ class ClipDataset(Dataset):
             starts.append(seq_starts.astype(np.int32))
         self.seq_index = np.concatenate(seq_index) if seq_index else np.zeros(0, np.int32)
         self.starts = np.concatenate(starts) if starts else np.zeros(0, np.int32)
+
+    @classmethod
+    def evaluation(
+        cls, sequences: list[SequenceRecord], clip_len: int, transform: ClipTransform, stride: int, skip_bad_frames: bool
+    ) -> ClipDataset:
+        """The evaluation windows: ``clip_len`` frames every ``stride`` frames, interval 1, one window each."""
+        return cls(sequences, clip_len, transform, False, max_interval=1, stride=stride, skip_bad_frames=skip_bad_frames, chain_len=1)
 
     def __len__(self) -> int:
         return len(self.starts)

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from scene_model.boxes import clip_xywh
 from scene_model.errors import DataFormatError
 
 EXPECTED_LAYOUT = (
@@ -270,15 +272,11 @@ def read_gt(info: SequenceInfo, class_ids: tuple[int, ...] | None = None) -> Gro
     table = table[_kept_rows(table, class_ids)]
     if _has_duplicate_ids(table):
         _raise_duplicate_id(path, class_ids)
-    left = np.clip(table[:, 2], 0, info.width)
-    top = np.clip(table[:, 3], 0, info.height)
-    right = np.clip(table[:, 2] + table[:, 4], 0, info.width)
-    bottom = np.clip(table[:, 3] + table[:, 5], 0, info.height)
-    nonempty = (right > left) & (bottom > top)
-    table, left, top, right, bottom = (a[nonempty] for a in (table, left, top, right, bottom))
+    boxes = clip_xywh(torch.from_numpy(table[:, 2:6]), (info.height, info.width)).numpy()
+    nonempty = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+    table, boxes = table[nonempty], boxes[nonempty]
     order = np.argsort(table[:, 0], kind="stable")
-    boxes = np.stack([left, top, right - left, bottom - top], axis=1)[order]
-    table = table[order]
+    boxes, table = boxes[order], table[order]
     return GroundTruth(
         frames=table[:, 0].astype(np.int32),
         track_ids=table[:, 1].astype(np.int64),

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 from torchvision import tv_tensors
-from torchvision.ops import box_convert
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from scene_model.boxes import from_canvas_pixels
 from scene_model.data.decode import FrameGeometry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -45,23 +45,22 @@ class ClipTransform:
     capped at ``max_size``), a horizontal flip with probability ``hflip``, a brightness, contrast and
     saturation jitter of strength ``color_jitter`` and a hue jitter of ``hue`` (0..0.5; on the CPU
     it costs about ten times the other three together, torchvision going through HSV). Evaluation
-    uses the first short side and draws nothing. Boxes that a crop pushes out of the frame, or that
+    (``evaluation``) uses one short side and draws nothing. Frames are normalised with ImageNet's
+    mean and standard deviation (the backbones' pretraining). Boxes that a crop pushes out of the frame, or that
     end up smaller than ``min_box_size`` output pixels, are dropped; the others keep their track ids.
     """
 
     def __init__(
         self,
         train: bool,
-        short_sides: Sequence[int] = (160,),
-        max_size: int | None = 1333,
-        hflip: float = 0.5,
-        crop: float = 0.0,
-        crop_scale: Sequence[float] = (0.6, 1.0),
-        color_jitter: float = 0.0,
-        hue: float = 0.0,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-        min_box_size: float = 1.0,
+        short_sides: Sequence[int],
+        max_size: int | None,
+        hflip: float,
+        crop: float,
+        crop_scale: Sequence[float],
+        color_jitter: float,
+        hue: float,
+        min_box_size: float,
     ) -> None:
         if not short_sides:
             raise ValueError("short_sides needs at least one size")
@@ -82,14 +81,20 @@ class ClipTransform:
                 v2.ToDtype(torch.float32, scale=True),  # jitter on floats: about twice as fast as on uint8
                 v2.ColorJitter(brightness=color_jitter or None, contrast=color_jitter or None,
                                saturation=color_jitter or None, hue=hue or None),
-                v2.Normalize(mean=list(mean), std=list(std), inplace=True),
+                v2.Normalize(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), inplace=True),
             ]
         else:  # the 1/255 folded into the normalisation: one pass over the frames fewer
             steps += [
                 v2.ToDtype(torch.float32, scale=False),
-                v2.Normalize(mean=[255 * m for m in mean], std=[255 * s for s in std], inplace=True),
+                v2.Normalize(mean=[255 * m for m in IMAGENET_MEAN], std=[255 * s for s in IMAGENET_STD], inplace=True),
             ]
         self.per_clip = v2.Compose(steps)
+
+    @classmethod
+    def evaluation(cls, short_side: int, max_size: int | None, min_box_size: float) -> ClipTransform:
+        """The evaluation pipeline: one size, nothing drawn (no crop, flip or jitter)."""
+        return cls(False, (short_side,), max_size, hflip=0.0, crop=0.0, crop_scale=(1.0, 1.0), color_jitter=0.0, hue=0.0,
+                   min_box_size=min_box_size)
 
     def plan(self, width: int, height: int) -> FrameGeometry:
         """Draw the crop and the output size of one clip whose frames are ``width`` x ``height``."""
@@ -128,11 +133,9 @@ class ClipTransform:
         bbs = F.crop(bbs, top=top, left=left, height=crop_h, width=crop_w)
         bbs = F.resize(bbs, size=list(geometry.out_size))
         video, bbs = self.per_clip(tv_tensors.Video(frames), bbs)
-        out_h, out_w = geometry.out_size
         xyxy = F.clamp_bounding_boxes(bbs).as_subclass(Tensor)
         keep = ((xyxy[:, 2] - xyxy[:, 0]) >= self.min_box_size) & ((xyxy[:, 3] - xyxy[:, 1]) >= self.min_box_size)
-        scale = torch.tensor([out_w, out_h, out_w, out_h], dtype=torch.float32)
-        cxcywh = box_convert(xyxy, "xyxy", "cxcywh") / scale
+        cxcywh = from_canvas_pixels(xyxy, geometry.out_size)
         per_frame_boxes, per_frame_keep = [], []
         for chunk_boxes, chunk_keep in zip(cxcywh.split(list(counts)), keep.split(list(counts)), strict=True):
             per_frame_boxes.append(chunk_boxes[chunk_keep])

@@ -245,18 +245,6 @@ class SceneModel(nn.Module):
             memory[:, None], memory_pos, cells, shapes, box_features[:, None] if box_features is not None else None, logits, boxes
         )
 
-    def forward(
-        self,
-        frames: Tensor,
-        padding_mask: Tensor | None = None,
-        image_sizes: Tensor | None = None,
-        denoising: DenoisingQueries | None = None,
-        frame_indices: Tensor | None = None,
-        tracks: TrackQueries | None = None,
-    ) -> dict[str, Any]:
-        """One window: ``decode(encode(frames, image_sizes), ...)``."""
-        return self.decode(self.encode(frames, image_sizes), padding_mask, frame_indices, denoising, tracks)
-
     def decode(
         self,
         clip: EncodedClip,

@@ -33,13 +33,13 @@ from omegaconf import OmegaConf
 from scene_model.data.datamodule import EvalSplit
 from scene_model.data.synthetic import SyntheticSpec, ensure_synthetic
 from scene_model.errors import SceneModelError
+from scene_model.runtime.config_loader import ConfigLoader
+from scene_model.runtime.trained import TrainedRun, load_trained
 from scene_model.tools.compose import compose_run_config, use_data_on_disk
 from scene_model.tracking.mot_results import write_results
 from scene_model.tracking.options import TrackerOptions, parse_assignments
 from scene_model.tracking.sequence_tracker import SequenceTracker
 from scene_model.tracking.trackeval_metrics import evaluate_mot
-from scene_model.training.config_loader import ConfigLoader
-from scene_model.training.trained import TrainedRun, load_trained
 
 SEED_SETS = {"choosing": tuple(range(100, 112)), "reporting": tuple(range(200, 212))}
 COLUMNS = ("HOTA", "DetA", "AssA", "IDF1")

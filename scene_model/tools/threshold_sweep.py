@@ -32,15 +32,15 @@ import torch
 
 from scene_model.data.datamodule import EvalSplit
 from scene_model.errors import ConfigError
+from scene_model.runtime.config_loader import ConfigLoader
+from scene_model.runtime.trained import load_trained
 from scene_model.tools.compose import use_data_on_disk
 from scene_model.tracking.mot_results import write_results
 from scene_model.tracking.options import TrackerOptions, parse_assignments
 from scene_model.tracking.predictions import WindowPrediction
 from scene_model.tracking.sequence_tracker import SequenceTracker
 from scene_model.tracking.trackeval_metrics import HEADLINE, evaluate_mot
-from scene_model.training.config_loader import ConfigLoader
 from scene_model.training.lit_module import SceneModelLightningModule
-from scene_model.training.trained import load_trained
 
 
 @dataclass

@@ -26,10 +26,10 @@ from tqdm import tqdm
 
 from scene_model.data.video import ShortVideoError, ShortVideoWarning, open_source
 from scene_model.errors import ConfigError, SceneModelError
+from scene_model.runtime.trained import load_trained
 from scene_model.tracking.options import TrackerOptions, add_tracker_flags, flag_values
 from scene_model.tracking.sequence_tracker import SequenceTracker
 from scene_model.tracking.track_source import TrackedSource, check_output_dir, track_source
-from scene_model.training.trained import load_trained
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -14,10 +14,14 @@ from torchvision.ops import box_convert
 from torchvision.transforms import v2
 from torchvision.utils import draw_bounding_boxes, make_grid
 
+from scene_model.boxes import canvas_pixels
+
 PALETTE = [
     "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
     "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3",
 ]
+
+PICTURE_MIN_HEIGHT = 256  # frames lower than this are enlarged in the validation pictures, to stay legible
 
 
 def track_colour(track_id: int) -> str:
@@ -83,11 +87,10 @@ def render_clip(
     drawn = []
     for t, image in enumerate(to_uint8(frames, mean, std)):
         image, _ = fit_height(image, min_height, max(min_height, image.shape[-2]))
-        height, width = image.shape[-2:]
-        scale = torch.tensor([width, height, width, height], dtype=torch.float32)
-        gt = box_convert(gt_boxes[t].float().cpu() * scale, "cxcywh", "xyxy") if gt_boxes is not None else None
+        size = tuple(image.shape[-2:])
+        gt = canvas_pixels(gt_boxes[t].cpu(), size) if gt_boxes is not None else None
         keep = (scores[t] >= score_threshold).cpu()
-        xyxy = box_convert(boxes[t].float().cpu()[keep] * scale, "cxcywh", "xyxy")
+        xyxy = canvas_pixels(boxes[t].cpu()[keep], size)
         kept_ids = ids[keep].tolist()
         labels = [f"{i}:{s:.2f}" for i, s in zip(kept_ids, scores[t].cpu()[keep].tolist(), strict=True)]
         drawn.append(draw_frame(image, xyxy, kept_ids, labels, gt))

@@ -96,9 +96,6 @@ class TrackerOptions:
         """A copy with ``changes`` (None values ignored: "keep what it was")."""
         return self.from_mapping({**dataclasses.asdict(self), **{k: v for k, v in changes.items() if v is not None}})
 
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 def option_names() -> list[str]:
     return [spec.name for spec in dataclasses.fields(TrackerOptions)]

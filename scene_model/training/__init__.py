@@ -1,1 +1,2 @@
-"""Training: matching, losses, denoising, the Lightning module, callbacks, ConfigLoader."""
+"""What learns: matching, losses and denoising (``HeadAdapter``), the Lightning module, schedules,
+precision, and the callbacks of training and validation."""

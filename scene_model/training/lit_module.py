@@ -19,7 +19,6 @@ from scene_model.models.frame_cache import FrameCache
 from scene_model.models.scene_model import DenoisingQueries, EncodedClip, TrackQueries
 from scene_model.tracking.predictions import prediction_scores
 from scene_model.tracking.sequence_tracker import Carry, Observe, SequenceTracker, TrackingSession
-from scene_model.training.checkpoints import check_fits
 from scene_model.training.fast_paths import apply_fast_paths, channels_last_frames
 from scene_model.training.head_adapter import (
     DN_TERMS,
@@ -30,6 +29,7 @@ from scene_model.training.head_adapter import (
     HeadAdapter,
 )
 from scene_model.training.precision import machine_autocast
+from scene_model.training.weights import check_fits
 
 
 class SceneModelLightningModule(L.LightningModule):

@@ -106,12 +106,9 @@ class HungarianMatcher:
         return self.cost_class * class_cost + self.cost_bbox * l1 - self.cost_giou * giou
 
     @torch.no_grad()
-    def cost_matrix(self, outputs: dict, tracks: TrackTargets, padding_mask: Tensor) -> Tensor:
-        """Track-level cost float[B, Q, K]: per-frame costs summed over the frames where the track is
-        present (and the frame is not padded)."""
-        return self._track_costs(outputs, tracks, tracks.present & ~padding_mask[:, :, None])
-
-    def _track_costs(self, outputs: dict, tracks: TrackTargets, counted: Tensor) -> Tensor:
+    def track_costs(self, outputs: dict, tracks: TrackTargets, counted: Tensor) -> Tensor:
+        """Track-level cost float[B, Q, K]: per-frame costs summed over the frames ``counted`` bool[B, T, K]
+        (where the track is present and the frame is not padded)."""
         return torch.where(counted[:, :, None, :], self.frame_costs(outputs, tracks), 0.0).sum(dim=1)
 
     def match(
@@ -136,7 +133,7 @@ class HungarianMatcher:
         present = tracks.present & ~padding_mask[:, :, None]  # [B,T,K]
         counted = [present if mask is None else present & mask[:, None, :] for mask in open_tracks]
         costs = [
-            self._track_costs(layer, tracks, seen) if level == "track" else self.frame_costs(layer, tracks)
+            self.track_costs(layer, tracks, seen) if level == "track" else self.frame_costs(layer, tracks)
             for layer, level, seen in zip(layers, levels, counted, strict=True)
         ]
         # The step's one sync: every layer's costs and presence tables in a single copy.

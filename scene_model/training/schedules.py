@@ -10,7 +10,7 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, M
 
 
 def cosine_with_warmup(
-    optimizer: Optimizer, total_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.01
+    optimizer: Optimizer, total_steps: int, warmup_steps: int, min_lr_ratio: float
 ) -> LRScheduler:
     """Linear warm-up over ``warmup_steps`` (from 1/warmup_steps of the rate; at least one step at the
     full rate), then cosine decay to ``min_lr_ratio`` of the base rate (the largest group's; a group
@@ -24,6 +24,6 @@ def cosine_with_warmup(
     return SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])
 
 
-def step_decay(optimizer: Optimizer, total_steps: int, milestones: Sequence[float] = (0.7,), gamma: float = 0.1) -> MultiStepLR:
+def step_decay(optimizer: Optimizer, total_steps: int, milestones: Sequence[float], gamma: float) -> MultiStepLR:
     """Multiply the rate by ``gamma`` at each milestone, given as a fraction of the total steps."""
     return MultiStepLR(optimizer, milestones=[int(m * total_steps) for m in milestones], gamma=gamma)

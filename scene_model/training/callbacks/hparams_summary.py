@@ -18,11 +18,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only
 
-DEFAULT_METRICS = ("val/track/HOTA", "val/track/DetA", "val/track/AssA", "val/track/IDF1", "val/loss/total")
-DEFAULT_EXCLUDE = ("paths", "hydra", "callbacks", "logger")
 
-
-def flat_hparams(config: Mapping[str, Any], exclude: Sequence[str] = DEFAULT_EXCLUDE) -> dict[str, Any]:
+def flat_hparams(config: Mapping[str, Any], exclude: Sequence[str]) -> dict[str, Any]:
     """{'optimizer.lr': 0.0002, ...}: the plain values of ``config`` (lists as text), without the
     ``exclude`` top-level groups and the ``_target_``-like keys."""
     flat: dict[str, Any] = {}
@@ -42,7 +39,7 @@ def flat_hparams(config: Mapping[str, Any], exclude: Sequence[str] = DEFAULT_EXC
 
 
 class HParamsSummary(L.Callback):
-    def __init__(self, metrics: Sequence[str] = DEFAULT_METRICS, exclude: Sequence[str] = DEFAULT_EXCLUDE) -> None:
+    def __init__(self, metrics: Sequence[str], exclude: Sequence[str]) -> None:
         self.metrics = tuple(metrics)
         self.exclude = tuple(exclude)
 

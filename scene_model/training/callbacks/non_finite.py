@@ -45,14 +45,14 @@ class SkipNonFiniteSteps(L.Callback):
     With a fused optimiser (``fused=True``: AdamW, Adam, SGD) the decision never leaves the device:
     the optimiser gets it as its ``found_inf`` flag (its step then leaves parameters, moments and step
     count alone, as under a GradScaler) and the buffers are put back with ``torch.where``. The flags
-    are read every ``check_every_n_steps`` optimiser steps (default: ``trainer.log_every_n_steps``,
+    are read every ``check_every_n_steps`` optimiser steps (None: ``trainer.log_every_n_steps``,
     when Lightning reads the logged values anyway) and at the end of each epoch; the warnings, the
     counters and the stop happen then, so a run of bad steps stops at most that many steps late
     (every one of them skipped). Other optimisers cost one host sync per optimiser step. Under DDP
     the flag is all-reduced so that every rank skips the same steps.
     """
 
-    def __init__(self, max_bad_steps: int = 10, check_every_n_steps: int | None = None) -> None:
+    def __init__(self, max_bad_steps: int, check_every_n_steps: int | None) -> None:
         if max_bad_steps < 1:
             raise ValueError(f"max_bad_steps must be >= 1, got {max_bad_steps}")
         self.max_bad_steps = max_bad_steps

@@ -36,14 +36,16 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from torchvision.ops import box_convert
 
+from scene_model.boxes import canvas_pixels, from_pixels
 from scene_model.data.datamodule import EvalSplit
 from scene_model.data.types import SceneBatch
 from scene_model.errors import ConfigError, DataFormatError
 from scene_model.outputs import write_atomically
 from scene_model.tracking.diagnostics import HISTOGRAM_BINS, DetectionDiagnostics, format_diagnostics
-from scene_model.tracking.drawing import add_caption, render_tracks, to_uint8
+from scene_model.tracking.drawing import PICTURE_MIN_HEIGHT, add_caption, render_tracks, to_uint8
 from scene_model.tracking.mot_results import write_results, zip_results
 from scene_model.tracking.options import TrackerOptions
+from scene_model.tracking.predictions import pixel_scale
 from scene_model.tracking.sequence_tracker import SequenceTracker, check_overlap
 from scene_model.tracking.trackeval_metrics import HEADLINE, MotEvaluation, evaluate_mot
 from scene_model.training.callbacks.visualization import logged_step, publish_grid
@@ -55,14 +57,13 @@ class TrackingEvaluator(L.Callback):
     def __init__(
         self,
         tracker: TrackerOptions | Mapping[str, Any],
-        every_n_epochs: int = 1,
-        submit_split: str | None = "test",
-        do_preproc: bool = False,
-        output_dir: str = "tracking",
-        viz_frames: int = 8,
-        viz_dir: str | None = None,
-        diagnostics: bool = True,
-        min_height: int = 256,
+        every_n_epochs: int,
+        submit_split: str | None,
+        do_preproc: bool,
+        output_dir: str,
+        viz_frames: int,
+        viz_dir: str | None,
+        diagnostics: bool,
     ) -> None:
         options = tracker if isinstance(tracker, TrackerOptions) else TrackerOptions.from_mapping(tracker)
         self.tracker = SequenceTracker(options)
@@ -73,7 +74,6 @@ class TrackingEvaluator(L.Callback):
         self.viz_frames = viz_frames
         self.viz_dir = Path(viz_dir) if viz_dir else None
         self.diagnose = diagnostics
-        self.min_height = min_height
         self.diagnostics_seconds = 0.0  # host time spent on the diagnostics in the last scored validation
         self.pass_state: tuple[EvalSplit, PictureFrames | None, DetectionDiagnostics | None] | None = None  # the validation being tracked
 
@@ -221,14 +221,14 @@ class TrackingEvaluator(L.Callback):
         if not picture.frames:
             return
         images, boxes, ids, gt = [], [], [], []
-        for frame, (image, gt_xyxy, scale) in sorted(picture.frames.items()):
+        for frame, (image, gt_xyxy, scale, canvas) in sorted(picture.frames.items()):
             mine = rows[rows[:, 0] == frame]
-            xyxy = box_convert(torch.from_numpy(mine[:, 2:6]).float(), "xywh", "xyxy")
+            xyxy = box_convert(torch.from_numpy(mine[:, 2:6]).float(), "xywh", "xyxy")  # original pixels
             images.append(image)
-            boxes.append(xyxy * torch.tensor([*scale, *scale]))
+            boxes.append(canvas_pixels(from_pixels(xyxy, scale), canvas))  # the image sits top-left in the canvas
             ids.append(torch.from_numpy(mine[:, 1]).long())
             gt.append(gt_xyxy)
-        grid = render_tracks(images, boxes, ids, gt_boxes=gt, min_height=self.min_height, nrow=2)
+        grid = render_tracks(images, boxes, ids, gt_boxes=gt, min_height=PICTURE_MIN_HEIGHT, nrow=2)
         options = self.tracker.options
         nothing = diagnosed["boxes_written"] == 0
         thresholds = f"start {options.start_threshold:.2f}, keep {options.keep_threshold:.2f}"
@@ -258,26 +258,26 @@ def log_histograms(trainer: L.Trainer, diagnostics: DetectionDiagnostics) -> Non
 class PictureFrames:
     """The frames of the tracking picture, taken from the validation batches as they pass (no
     decoding of their own): frame number -> (uint8[3, h, w] image at the evaluation size, ground
-    truth float[N, 4] (x1, y1, x2, y2) pixels of that image, (x, y) scale from the original pixels)."""
+    truth float[N, 4] (x1, y1, x2, y2) pixels of that image, the batch's ``pixel_scale`` of the sample
+    (normalised -> original pixels), the batch's canvas (height, width))."""
 
     def __init__(self, sequence: str, wanted: set[int], mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         self.sequence, self.wanted, self.mean, self.std = sequence, wanted, mean, std
-        self.frames: dict[int, tuple[torch.Tensor, torch.Tensor, tuple[float, float]]] = {}
+        self.frames: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, int]]] = {}
 
     def take(self, batch: SceneBatch) -> None:
-        canvas = torch.tensor(batch.frames.shape[-2:][::-1] * 2, dtype=torch.float32)  # (W, H, W, H)
+        canvas = tuple(batch.frames.shape[-2:])
+        scale = pixel_scale(batch)[0]
         for b, name in enumerate(batch.sequence_ids):
             if name != self.sequence:
                 continue
             height, width = batch.image_sizes[b].tolist()
-            orig_h, orig_w = batch.orig_sizes[b].tolist()
             for t, frame in enumerate(f.frame_index for f in batch.targets[b]):
                 if frame not in self.wanted or frame in self.frames:
                     continue
                 image = to_uint8(batch.frames[b, t, :, :height, :width], self.mean, self.std)
-                target = batch.targets[b][t]
-                gt = box_convert(target.boxes.float().cpu() * canvas, "cxcywh", "xyxy")
-                self.frames[frame] = (image, gt, (width / orig_w, height / orig_h))
+                gt = canvas_pixels(batch.targets[b][t].boxes.cpu(), canvas)
+                self.frames[frame] = (image, gt, scale[b], canvas)
 
     @staticmethod
     def merge(pictures: list[PictureFrames]) -> PictureFrames | None:

@@ -15,13 +15,13 @@ import torch
 from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only
+from PIL import Image
 from torch import Tensor
-from torchvision.io import write_png
 
 from scene_model.boxes import output_boxes
 from scene_model.data.types import SceneBatch
 from scene_model.outputs import write_atomically
-from scene_model.tracking.drawing import add_caption, render_clip
+from scene_model.tracking.drawing import PICTURE_MIN_HEIGHT, add_caption, render_clip
 from scene_model.tracking.predictions import prediction_scores
 
 
@@ -48,7 +48,8 @@ def publish_grid(trainer: L.Trainer, tag: str, grid: Tensor, directory: Path | N
             logger.log_image(key=tag, images=[grid.permute(1, 2, 0).cpu().numpy()], step=step)
     if directory is not None:
         path = directory / f"epoch_{trainer.current_epoch:03d}.png"
-        write_atomically(path, lambda partial: write_png(grid, str(partial)), "picture")
+        pixels = Image.fromarray(grid.permute(1, 2, 0).cpu().numpy())
+        write_atomically(path, lambda partial: pixels.save(partial, format="PNG"), "picture")
 
 
 class ValidationVisualizer(L.Callback):
@@ -57,13 +58,10 @@ class ValidationVisualizer(L.Callback):
     above the threshold, objects, the highest score when none passes); logs the grid to every image
     logger and writes it as ``<output_dir>/epoch_<n>.png``."""
 
-    def __init__(
-        self, max_frames: int = 8, score_threshold: float = 0.5, output_dir: str | None = None, min_height: int = 256
-    ) -> None:
+    def __init__(self, max_frames: int, score_threshold: float, output_dir: str | None) -> None:
         self.max_frames = max_frames
         self.score_threshold = score_threshold
         self.output_dir = Path(output_dir) if output_dir else None
-        self.min_height = min_height
 
     @rank_zero_only
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch: SceneBatch, batch_idx, dataloader_idx=0):
@@ -86,7 +84,7 @@ class ValidationVisualizer(L.Callback):
             getattr(datamodule, "std", (1.0, 1.0, 1.0)),
             self.score_threshold,
             gt_boxes=gt,
-            min_height=self.min_height,
+            min_height=PICTURE_MIN_HEIGHT,
             nrow=2,
         )
         above = (scores >= self.score_threshold).sum(-1).float().mean().item() if count else 0.0

@@ -27,7 +27,7 @@ def wandb_logged_in() -> bool:
         return False
 
 
-def wandb_logger(project: str | None = None, offline: bool | None = None, **kwargs: Any) -> WandbLogger:
+def wandb_logger(project: str | None, offline: bool | None, **kwargs: Any) -> WandbLogger:
     """A WandbLogger; ``offline`` None: online only with a ``project`` and a login."""
     if offline is None:
         offline = project is None or not wandb_logged_in()

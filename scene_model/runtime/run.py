@@ -18,17 +18,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from scene_model.errors import ConfigError, OutputError, SceneModelError
 from scene_model.outputs import cannot_write, write_os_error, write_text_atomically
-from scene_model.training import run_dirs  # also registers the claim_dir resolver of conf/hydra
-from scene_model.training.checkpoints import load_checkpoint_file
-from scene_model.training.config_loader import ConfigLoader
-from scene_model.training.config_validation import validate_config
-from scene_model.training.console import quiet_lightning
-from scene_model.training.ranks import RANKS, first_line, watching_ranks
-from scene_model.training.signals import STOP, signal_name, stop_signals
-from scene_model.training.slurm import cluster_plugins, resume_ckpt_path, submitted_to_slurm
-from scene_model.training.threads import configure_threads
-from scene_model.training.trained import restore_weights
-from scene_model.training.write_errors import output_errors
+from scene_model.runtime import run_dirs  # also registers the claim_dir resolver of conf/hydra
+from scene_model.runtime.checkpoints import load_checkpoint_file
+from scene_model.runtime.config_loader import ConfigLoader
+from scene_model.runtime.config_validation import validate_config
+from scene_model.runtime.console import quiet_lightning
+from scene_model.runtime.ranks import RANKS, first_line, watching_ranks
+from scene_model.runtime.signals import STOP, signal_name, stop_signals
+from scene_model.runtime.slurm import cluster_plugins, resume_ckpt_path, submitted_to_slurm
+from scene_model.runtime.summary import run_summary
+from scene_model.runtime.threads import configure_threads
+from scene_model.runtime.write_errors import output_errors
+from scene_model.training.weights import restore_weights
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ def train(cfg: DictConfig) -> float | None:
             refuse_to_overwrite(trainer, ckpt_path)
         save_resolved_config(cfg, Path(cfg.paths.output_dir))
 
+        evaluated = ckpt_path
         with watching_ranks(trainer, cfg.paths.output_dir), output_errors(trainer, cfg.paths.output_dir):
             if cfg.get("train", True):
                 trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -123,8 +125,12 @@ def train(cfg: DictConfig) -> float | None:
                 trainer.validate(module, datamodule=datamodule)
             # Read before testing: trainer.test starts callback_metrics afresh, without the val/ metrics.
             value = optimized_value(cfg.get("optimized_metric"), trainer.callback_metrics)
+            summary = run_summary(trainer, cfg.paths.output_dir, cfg.get("train", True), evaluated, OmegaConf.select(cfg, "eval.every_n_epochs"))
             if cfg.get("test", False):
                 trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        if trainer.is_global_zero:
+            for line in summary:
+                log.info(line)
     return value
 
 

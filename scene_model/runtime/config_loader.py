@@ -15,7 +15,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, OmegaConf
 from torch.optim import Optimizer
 
-from scene_model.training.checkpoints import AtomicCheckpointIO
+from scene_model.runtime.checkpoints import AtomicCheckpointIO
 from scene_model.training.lit_module import SceneModelLightningModule
 from scene_model.training.precision import resolve_precision
 

@@ -13,24 +13,17 @@ from __future__ import annotations
 import os
 import pickle
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from torch import Tensor
 
 from scene_model.errors import CheckpointError
 from scene_model.outputs import write_atomically
 
-# Keys of the run config that decide the shapes of the model's tensors.
-ARCHITECTURE_KEYS = (
-    "model.backbone.name", "model.backbone.out_layer", "model.num_classes", "model.num_queries", "model.d_model",
-    "model.nhead", "model.num_encoder_layers", "model.num_decoder_layers", "model.dim_feedforward",
-    "model.box_pool", "model.box_stage", "model.denoising", "model.track_queries", "model.link_dim",
-)
 UNREADABLE = (
     "it is truncated, corrupt or not a PyTorch checkpoint; use another checkpoint of the run "
     "(checkpoints/epoch_NNN.ckpt) or start without ckpt_path"
@@ -110,61 +103,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self, path, map_location: Callable | Any = lambda storage, loc: storage, weights_only: bool | None = None
     ) -> dict[str, Any]:
         return load_checkpoint_file(path, map_location, weights_only=True if weights_only is None else weights_only)
-
-
-def check_fits(
-    checkpoint: Mapping[str, Any], model_state: Mapping[str, Tensor], config: Mapping | None, source: Any,
-    strict: bool = True,
-) -> None:
-    """Raise CheckpointError when ``checkpoint['state_dict']`` cannot be loaded into ``model_state``.
-
-    The message names the architecture keys of the run config that differ (when both configs are
-    known) and the tensors that are missing, unexpected (both only when ``strict``) or of another shape.
-    """
-    saved = checkpoint["state_dict"]
-    missing = [k for k in model_state if k not in saved] if strict else []
-    unexpected = [k for k in saved if k not in model_state] if strict else []
-    reshaped = [k for k in model_state if k in saved and tuple(saved[k].shape) != tuple(model_state[k].shape)]
-    if not (missing or unexpected or reshaped):
-        return
-    problems = []
-    saved_config = (checkpoint.get("hyper_parameters") or {}).get("config")
-    differing = config_differences(saved_config, config) if saved_config and config else []
-    if differing:
-        problems.append("its " + ", ".join(differing))
-    if reshaped:
-        k = reshaped[0]
-        problems.append(
-            f"{len(reshaped)} tensor(s) of another shape (e.g. {k}: {list(saved[k].shape)} there, "
-            f"{list(model_state[k].shape)} here)"
-        )
-    if missing:
-        problems.append(f"{len(missing)} tensor(s) missing (e.g. {missing[0]})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unknown tensor(s) (e.g. {unexpected[0]})")
-    raise CheckpointError(
-        f"checkpoint {source} was written by another model: {'; '.join(problems)}. "
-        "Run with the model settings it was trained with (its config_resolved.yaml), or start without ckpt_path"
-    )
-
-
-def config_differences(saved: Mapping, current: Mapping) -> list[str]:
-    """'model.d_model=256 there, 128 here' for each architecture key whose value differs."""
-    differences = []
-    for key in ARCHITECTURE_KEYS:
-        there, here = _select(saved, key), _select(current, key)
-        if there != here:
-            differences.append(f"{key}={there} there, {here} here")
-    return differences
-
-
-def _select(config: Mapping, dotted: str) -> Any:
-    node: Any = config
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def _first_line(err: BaseException) -> str:

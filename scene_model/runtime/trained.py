@@ -1,7 +1,7 @@
 """A trained model from a checkpoint, ready to predict: the one way the project loads one for inference.
 
 ``train=false`` runs, ``python -m scene_model.tools.track``, the threshold sweep and the many-seed
-benchmark all load through ``load_trained`` (or, with a run config of their own, ``restore_weights``):
+benchmark all load through ``load_trained`` (or, with a run config of their own, ``training.weights.restore_weights``):
 the checkpoint is read with ``weights_only``, its run config is checked, the model is built from it
 eagerly (no ``torch.compile``), the weights must fit it (``check_fits`` names what differs) and the
 module is put in eval mode.
@@ -18,9 +18,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from scene_model.data.datamodule import DancetrackDataModule
 from scene_model.errors import CheckpointError
-from scene_model.training.checkpoints import check_fits, load_checkpoint_file
-from scene_model.training.config_loader import ConfigLoader
+from scene_model.runtime.checkpoints import load_checkpoint_file
+from scene_model.runtime.config_loader import ConfigLoader
 from scene_model.training.lit_module import SceneModelLightningModule
+from scene_model.training.weights import restore_weights
 
 RUN_GROUPS = ("model", "module", "data", "eval")
 
@@ -47,13 +48,6 @@ def run_config(checkpoint: dict[str, Any], path: str | os.PathLike) -> DictConfi
     with open_dict(cfg):
         cfg.module.compile = False  # inference runs the model eagerly
     return cfg
-
-
-def restore_weights(module: SceneModelLightningModule, checkpoint: dict[str, Any], source: Any, config: Any = None) -> None:
-    """Load ``checkpoint``'s weights into ``module``; one CheckpointError naming what differs when they do
-    not fit (``config``: the run config ``module`` was built from, to name differing architecture keys)."""
-    check_fits(checkpoint, module.state_dict(), config, source)
-    module.load_state_dict(checkpoint["state_dict"])
 
 
 def load_trained(path: str | os.PathLike, device: str = "cpu") -> TrainedRun:

@@ -37,7 +37,7 @@ import torch.distributed
 
 from scene_model.errors import SceneModelError
 from scene_model.outputs import write_text_atomically
-from scene_model.training.signals import STOP
+from scene_model.runtime.signals import STOP
 
 log = logging.getLogger(__name__)
 

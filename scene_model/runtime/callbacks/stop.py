@@ -1,4 +1,4 @@
-"""``last.ckpt`` when a fit is stopped by SIGTERM or SIGINT (see ``scene_model.training.signals``)."""
+"""``last.ckpt`` when a fit is stopped by SIGTERM or SIGINT (see ``scene_model.runtime.signals``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from scene_model.training.slurm import submitted_to_slurm
+from scene_model.runtime.slurm import submitted_to_slurm
 
 log = logging.getLogger(__name__)
 
