@@ -9,16 +9,29 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.accelerators import CPUAccelerator
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from scene_model.data.collate import collate_tracking
 from scene_model.data.dataset import ClipDataset, SequenceRecord
 from scene_model.data.mot_format import list_sequences
-from scene_model.data.synthetic import SyntheticSpec, ensure_synthetic
+from scene_model.data.synthetic import SPLITS, SyntheticSet, SyntheticSpec, ensure_synthetic_sets
 from scene_model.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 from scene_model.data.types import SceneBatch
 from scene_model.errors import ConfigError, DataFormatError
+
+
+def extra_sets_problem(extra_train_sets: object, synthetic: object) -> str | None:
+    """What is wrong with ``data.extra_train_sets`` for a fit, else None: its sets come from the synthetic
+    generator, so they need ``data.synthetic``."""
+    if isinstance(extra_train_sets, int) and extra_train_sets > 0 and synthetic is None:
+        return (
+            f"{extra_train_sets} adds the train splits of other synthetic generator seeds, which needs "
+            "data.synthetic (0 for real data)"
+        )
+    return None
 
 
 class RoundBatches(Sampler[list[int]]):
@@ -104,11 +117,6 @@ class DancetrackDataModule(L.LightningDataModule):
         self.root = Path(root)
         self.synthetic = dict(synthetic) if synthetic else None
         self.extra_train_sets = int(extra_train_sets)
-        if self.extra_train_sets and self.synthetic is None:
-            raise ConfigError(
-                f"data.extra_train_sets={extra_train_sets} adds the train splits of other synthetic generator seeds: "
-                "it needs data.synthetic (0 for real data)"
-            )
         self.clip_len = clip_len
         self.chain_len = chain_len
         self.max_interval = max_interval
@@ -133,15 +141,38 @@ class DancetrackDataModule(L.LightningDataModule):
         self.skipped_frames: set[str] = set()  # unreadable frames skipped so far (main process)
 
     def prepare_data(self) -> None:
-        if self.synthetic is not None:
-            ensure_synthetic(self.root, SyntheticSpec.from_dict(self.synthetic))
-            for seed, root in zip(self.extra_train_seeds(), self.train_roots()[1:], strict=True):
-                ensure_synthetic(root, SyntheticSpec.from_dict({**self.synthetic, "seed": seed}), splits=("train",))
+        """Generate the synthetic data sets (``data.synthetic``) that the trainer's stage reads: to fit (or
+        without a trainer), the data set and its ``extra_train_sets``; to validate or test (``train=false``),
+        the data set's evaluation splits alone. Their size is checked against the free space first."""
+        if self.synthetic is None:
+            return
+        spec = SyntheticSpec.from_dict(self.synthetic)
+        if not self.fitting():
+            ensure_synthetic_sets([SyntheticSet(self.root, spec, self.evaluation_splits())])
+            return
+        extra = [
+            SyntheticSet(root, SyntheticSpec.from_dict({**self.synthetic, "seed": seed}), ("train",))
+            for seed, root in zip(self.extra_train_seeds(), self.train_roots()[1:], strict=True)
+        ]
+        remedy = f"lower data.extra_train_sets ({self.extra_train_sets}), " if extra else ""
+        ensure_synthetic_sets([SyntheticSet(self.root, spec), *extra], f"{remedy}free space or choose another data.root")
+
+    def fitting(self) -> bool:
+        """Whether the data module serves a fit: its trainer's, or (no trainer) whoever calls it directly."""
+        return self.trainer is None or self.trainer.state.fn == TrainerFn.FITTING
+
+    def evaluation_splits(self) -> tuple[str, ...]:
+        """The synthetic splits an evaluation reads: all but the train split (unless val or test is it)."""
+        train = self.splits["train"]
+        return tuple(s for s in SPLITS if s != train or train in (self.splits["val"], self.splits["test"]))
 
     def extra_train_seeds(self) -> list[int]:
         """The generator seeds of the ``extra_train_sets``: 1000 x (seed + 1) + 1, + 2, ..., derived from
         the data set's own seed (another seed, other extra sets) and apart from the small seeds a
         researcher scores on (the benchmark's are 100-111 and 200-211)."""
+        problem = extra_sets_problem(self.extra_train_sets, self.synthetic)
+        if problem:
+            raise ConfigError(f"data.extra_train_sets: {problem}")
         base = 1000 * (int(self.synthetic["seed"]) + 1) if self.synthetic is not None else 0
         return [base + k for k in range(1, self.extra_train_sets + 1)]
 
@@ -223,9 +254,18 @@ class DancetrackDataModule(L.LightningDataModule):
         if rounds:
             return DataLoader(
                 dataset, batch_sampler=RoundBatches(dataset.seq_index, self.eval_batch_size), collate_fn=collate_tracking,
-                num_workers=self.num_workers, pin_memory=self.pin_memory,
+                num_workers=self.num_workers, pin_memory=self.pins_memory(),
             )
         return self._loader(dataset if count == 1 else Subset(dataset, range(index, len(dataset), count)), shuffle=False)
+
+    def pins_memory(self) -> bool:
+        """``pin_memory`` where the batches go to an accelerator: the trainer's, else (a loader outside a fit)
+        whichever torch finds. A CPU run pins nothing (torch would only warn that it cannot)."""
+        if not self.pin_memory:
+            return False
+        if self.trainer is not None:
+            return not isinstance(self.trainer.accelerator, CPUAccelerator)
+        return torch.accelerator.is_available()
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         return DataLoader(
@@ -234,7 +274,7 @@ class DancetrackDataModule(L.LightningDataModule):
             shuffle=shuffle,
             num_workers=self.num_workers,
             collate_fn=collate_tracking,
-            pin_memory=self.pin_memory,
+            pin_memory=self.pins_memory(),
             persistent_workers=self.num_workers > 0,
             drop_last=shuffle and len(dataset) > self.batch_size,
         )
