@@ -162,7 +162,7 @@ def test_oracle_data_options_are_checked_like_the_run_config(tiny_root, capsys):
     assert_one_line(done, "ConfigError: data.clip_len: expected int, got 'abc' (str)")
 
 
-def test_an_os_error_on_a_path_is_one_line_naming_it_and_a_bug_keeps_its_traceback(capsys):
+def test_an_os_error_on_a_path_is_one_line_naming_it_ctrl_c_stops_and_a_bug_keeps_its_traceback(capsys):
     @tool_main
     def reads(argv):
         try:
@@ -174,7 +174,13 @@ def test_an_os_error_on_a_path_is_one_line_naming_it_and_a_bug_keeps_its_traceba
     def fails(argv):
         raise ValueError("a bug")
 
+    @tool_main
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
     done = run_tool(capsys, reads, "/nonexistent/seqmap.txt")
     assert_one_line(done, "FileNotFoundError: /nonexistent/seqmap.txt: No such file or directory")
     with pytest.raises(ValueError, match="a bug"):
         fails([])
+    done = run_tool(capsys, interrupted)
+    assert (done.returncode, done.stderr) == (130, "stopped by SIGINT\n")

@@ -286,11 +286,11 @@ def present_splits(root: Path, spec: SyntheticSpec) -> tuple[str, ...]:
 
 def human_bytes(count: float) -> str:
     """'1.5 TB', '250.0 MB' (powers of 1000, as disks are sold and ``df -H`` shows them)."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if count < 1000 or unit == "TB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-    raise AssertionError("unreachable")
+    units = ("B", "KB", "MB", "GB", "TB")
+    power = 0
+    while count >= 1000 and power < len(units) - 1:
+        count, power = count / 1000, power + 1
+    return f"{count:.0f} B" if power == 0 else f"{count:.1f} {units[power]}"
 
 
 def _existing_folder(path: Path) -> Path:

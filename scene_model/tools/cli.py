@@ -3,12 +3,12 @@ fix ends the command with one line on stderr, ``ErrorType: what is wrong, where,
 status 1, and what the command will write is checked before any scoring or tracking starts.
 
 ``ToolParser`` is argparse's parser with usage mistakes as such a line (``ConfigError: argument --seeds:
-...``), output flags (``add_output``: a file or a folder the command writes) created and probed for writing
-as the arguments are parsed, and the ``--device`` flag checked against the devices there are. ``tool_main``
+...``), output flags (``add_output``: a file or a folder the command writes) probed for writing as the
+arguments are parsed, and the ``--device`` flag checked against the devices there are. ``tool_main``
 wraps a command's ``main``: the project's errors (as ``train.py`` finds them, a refused write included)
-and an ``OSError`` on a path are printed as that line, without a traceback; anything else is a bug and
-keeps its traceback. Lines of the project's log (e.g. the progress of a data set being generated) go to
-stderr.
+and an ``OSError`` on a path are printed as that line, without a traceback; Ctrl+C is ``stopped by
+SIGINT`` and exit status 130; anything else is a bug and keeps its traceback. The project's log lines
+(e.g. the progress of data sets being generated) go to stderr.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ import torch
 
 from scene_model.outputs import writable_dir, writable_file, write_os_error
 from scene_model.training.run import one_line, user_error
+from scene_model.training.signals import signal_name
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -92,21 +94,26 @@ def error_line(err: BaseException) -> str | None:
 def log_to_stderr() -> None:
     """The project's INFO lines on stderr, as ``train.py`` shows them, where nothing else handles logging."""
     logger = logging.getLogger("scene_model")
-    logger.setLevel(logging.INFO)
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def tool_main(main: Callable[P, T]) -> Callable[P, T]:
-    """A command's ``main``: a mistake the user can fix is its one line on stderr and exit status 1."""
+    """A command's ``main``: a mistake the user can fix is its one line on stderr and exit status 1; Ctrl+C is
+    ``stopped by SIGINT`` and 130."""
 
     @functools.wraps(main)
     def run(*args: P.args, **kwargs: P.kwargs) -> T:
         log_to_stderr()
         try:
             return main(*args, **kwargs)
+        except KeyboardInterrupt:  # Ctrl+C: what a tool writes is written whole or not at all
+            sys.stdout.flush()
+            print(f"stopped by {signal_name(signal.SIGINT)}", file=sys.stderr)
+            raise SystemExit(128 + signal.SIGINT) from None
         except Exception as err:
             line = error_line(err)
             if line is None:
