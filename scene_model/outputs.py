@@ -96,6 +96,19 @@ def write_text_atomically(path: str | os.PathLike, text: str, what: str = "") ->
 PROBE_BYTES = 4096  # one block: an empty file still fits on a full disk, a block does not
 
 
+def _probe(folder: Path) -> None:
+    """Write, flush and remove a probe block in ``folder``."""
+    probe = folder / f".probe-{os.getpid()}"
+    try:
+        with open(probe, "wb") as handle:
+            handle.write(bytes(PROBE_BYTES))
+            handle.flush()
+            os.fsync(handle.fileno())
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
+
+
 def writable_dir(path: str | os.PathLike, what: str = "", error: type[SceneModelError] = OutputError) -> Path:
     """Create the folder ``path`` (and its parents) and write, flush and remove a probe file in it, so that
     a folder that cannot be written (a file of that name, a read-only or full disk, no permission) is
@@ -103,15 +116,20 @@ def writable_dir(path: str | os.PathLike, what: str = "", error: type[SceneModel
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise error(f"cannot write {what + ' ' if what else ''}{path}: it is a file, not a folder")
-    probe = path / f".probe-{os.getpid()}"
     with writing(path, what, error):
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            with open(probe, "wb") as handle:
-                handle.write(bytes(PROBE_BYTES))
-                handle.flush()
-                os.fsync(handle.fileno())
-        finally:
-            with contextlib.suppress(OSError):
-                probe.unlink(missing_ok=True)
+        path.mkdir(parents=True, exist_ok=True)
+        _probe(path)
+    return path
+
+
+def writable_file(path: str | os.PathLike, what: str = "", error: type[SceneModelError] = OutputError) -> Path:
+    """``writable_dir`` for the file ``path``, creating nothing: the nearest of its folders that exists is
+    probed (the file itself is written later, whole, by ``atomic_file``, which creates the folders
+    missing). A refusal names ``path``: a folder of that name, a file where a folder belongs, a read-only
+    or full disk, no permission."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"cannot write {what + ' ' if what else ''}{path}: it is a folder, not a file")
+    with writing(path, what, error):
+        _probe(next(folder for folder in path.absolute().parents if folder.exists()))
     return path

@@ -71,6 +71,17 @@ class SignalAtStep(L.Callback):
             os.kill(os.getpid(), self.signum)
 
 
+class SignalAtSetup(L.Callback):
+    """Send ``signum`` to this process in the trainer's setup, where the data is prepared and before
+    Lightning's own signal handlers are installed (as a ``kill`` while a data set is generated would)."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        self.signum = int(signum)
+
+    def setup(self, trainer, pl_module, stage):
+        os.kill(os.getpid(), self.signum)
+
+
 class RaiseAtStep(L.Callback):
     """Raise ``DataFormatError(message)`` when training reaches ``step`` optimiser steps (only on global
     rank ``rank`` when given), as a bad line or frame found mid-run would."""

@@ -9,7 +9,7 @@ import torch
 from scene_model.data.collate import collate_tracking
 from scene_model.data.dataset import ClipDataset, SequenceRecord
 from scene_model.data.mot_format import list_sequences, read_gt, read_seqinfo
-from scene_model.errors import DataFormatError
+from scene_model.errors import ConfigError, DataFormatError
 from tests.builders import datamodule as make_datamodule
 from tests.data_helpers import write_sequence
 
@@ -154,8 +154,9 @@ def test_other_generator_seeds_add_training_sequences_and_leave_val_alone(tmp_pa
     # The extra train sequence is the one the whole data set of seed 6001 holds.
     whole = ensure_synthetic(tmp_path / "whole", SyntheticSpec.from_dict({**spec, "seed": 6001}))
     assert (whole / "train" / "synth0001" / "gt" / "gt.txt").read_text() == (extra / "train" / "synth0001" / "gt" / "gt.txt").read_text()
-    with pytest.raises(Exception, match="data.extra_train_sets=1 .* needs data.synthetic"):
-        make_datamodule(tmp_path / "set", extra_train_sets=1)
+    real = make_datamodule(tmp_path / "set", extra_train_sets=1)  # built: an evaluation reads no extra sets
+    with pytest.raises(ConfigError, match=r"^data.extra_train_sets: 1 adds .* which needs data.synthetic"):
+        real.setup("fit")
 
 
 def test_training_windows_start_anywhere_in_their_stride(tiny_root):

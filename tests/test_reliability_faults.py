@@ -201,6 +201,16 @@ def test_a_signal_outside_the_training_loop_stops_at_once_with_its_status():
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before  # handlers given back
 
 
+def test_a_sigterm_before_the_loop_is_named_sigterm_and_nothing_else(tiny_root, tmp_path):
+    run = tmp_path / "run"
+    result = run_train(*tiny_overrides(tiny_root), f"hydra.run.dir={run}",
+                       "+callbacks.stop_probe._target_=tests.probes.SignalAtSetup")
+    assert result.returncode == 143, result.stderr[-3000:]
+    assert result.stderr.endswith("\nstopped by SIGTERM: no checkpoint was written yet\n"), result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "KeyboardInterrupt" not in output and "Traceback" not in output, output[-3000:]
+
+
 def assert_last_line_after_the_progress_bar(result: subprocess.CompletedProcess, line: str, run: Path) -> None:
     """``line`` is stderr's last line, and train.log's; the progress bar on stdout was closed before it
     (its last redraw ends its line) and not redrawn after it; nothing of Lightning's that says nothing to us."""
@@ -209,7 +219,7 @@ def assert_last_line_after_the_progress_bar(result: subprocess.CompletedProcess,
     assert "\r" not in bar and bar.endswith("\n"), result.stdout[-500:]
     assert line not in result.stdout
     assert (run / "train.log").read_text().splitlines()[-1].endswith(f"[ERROR] - {line}")
-    for noise in ("Tip:", "LeafSpec", "Received SIGTERM", "`weights_only` was not set"):
+    for noise in ("Tip:", "LeafSpec", "Received SIGTERM", "Detected KeyboardInterrupt", "`weights_only` was not set"):
         assert noise not in result.stdout + result.stderr, noise
 
 

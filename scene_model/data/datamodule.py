@@ -9,16 +9,29 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.accelerators import CPUAccelerator
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from scene_model.data.collate import collate_tracking
 from scene_model.data.dataset import ClipDataset, SequenceRecord
 from scene_model.data.mot_format import list_sequences
-from scene_model.data.synthetic import SyntheticSpec, ensure_synthetic
+from scene_model.data.synthetic import SPLITS, SyntheticSet, SyntheticSpec, ensure_synthetic_sets
 from scene_model.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 from scene_model.data.types import SceneBatch
 from scene_model.errors import ConfigError, DataFormatError
+
+
+def extra_sets_problem(extra_train_sets: object, synthetic: object) -> str | None:
+    """What is wrong with ``data.extra_train_sets`` for a fit, else None: its sets come from the synthetic
+    generator, so they need ``data.synthetic``."""
+    if isinstance(extra_train_sets, int) and extra_train_sets > 0 and synthetic is None:
+        return (
+            f"{extra_train_sets} adds the train splits of other synthetic generator seeds, which needs "
+            "data.synthetic (0 for real data)"
+        )
+    return None
 
 
 def round_batches(seq_index: np.ndarray, batch_size: int) -> list[list[int]]:
@@ -119,11 +132,6 @@ class DancetrackDataModule(L.LightningDataModule):
         self.root = Path(root)
         self.synthetic = dict(synthetic) if synthetic else None
         self.extra_train_sets = int(extra_train_sets)
-        if self.extra_train_sets and self.synthetic is None:
-            raise ConfigError(
-                f"data.extra_train_sets={extra_train_sets} adds the train splits of other synthetic generator seeds: "
-                "it needs data.synthetic (0 for real data)"
-            )
         self.clip_len = clip_len
         self.chain_len = chain_len
         self.max_interval = max_interval
@@ -148,15 +156,38 @@ class DancetrackDataModule(L.LightningDataModule):
         self.skipped_frames: set[str] = set()  # unreadable frames skipped so far (main process)
 
     def prepare_data(self) -> None:
-        if self.synthetic is not None:
-            ensure_synthetic(self.root, SyntheticSpec.from_dict(self.synthetic))
-            for seed, root in zip(self.extra_train_seeds(), self.train_roots()[1:], strict=True):
-                ensure_synthetic(root, SyntheticSpec.from_dict({**self.synthetic, "seed": seed}), splits=("train",))
+        """Generate the synthetic data sets (``data.synthetic``) that the trainer's stage reads: to fit (or
+        without a trainer), the data set and its ``extra_train_sets``; to validate or test (``train=false``),
+        the data set's evaluation splits alone. Their size is checked against the free space first."""
+        if self.synthetic is None:
+            return
+        spec = SyntheticSpec.from_dict(self.synthetic)
+        if not self.fitting():
+            ensure_synthetic_sets([SyntheticSet(self.root, spec, self.evaluation_splits())])
+            return
+        extra = [
+            SyntheticSet(root, SyntheticSpec.from_dict({**self.synthetic, "seed": seed}), ("train",))
+            for seed, root in zip(self.extra_train_seeds(), self.train_roots()[1:], strict=True)
+        ]
+        remedy = f"lower data.extra_train_sets ({self.extra_train_sets}), " if extra else ""
+        ensure_synthetic_sets([SyntheticSet(self.root, spec), *extra], f"{remedy}free space or choose another data.root")
+
+    def fitting(self) -> bool:
+        """Whether the data module serves a fit: its trainer's, or (no trainer) whoever calls it directly."""
+        return self.trainer is None or self.trainer.state.fn == TrainerFn.FITTING
+
+    def evaluation_splits(self) -> tuple[str, ...]:
+        """The synthetic splits an evaluation reads: all but the train split (unless val or test is it)."""
+        train = self.splits["train"]
+        return tuple(s for s in SPLITS if s != train or train in (self.splits["val"], self.splits["test"]))
 
     def extra_train_seeds(self) -> list[int]:
         """The generator seeds of the ``extra_train_sets``: 1000 x (seed + 1) + 1, + 2, ..., derived from
         the data set's own seed (another seed, other extra sets) and apart from the small seeds a
         researcher scores on (the benchmark's are 100-111 and 200-211)."""
+        problem = extra_sets_problem(self.extra_train_sets, self.synthetic)
+        if problem:
+            raise ConfigError(f"data.extra_train_sets: {problem}")
         base = 1000 * (int(self.synthetic["seed"]) + 1) if self.synthetic is not None else 0
         return [base + k for k in range(1, self.extra_train_sets + 1)]
 
@@ -231,7 +262,7 @@ class DancetrackDataModule(L.LightningDataModule):
         )
         return DataLoader(
             EvalBatches(dataset, self.eval_batch_size), batch_size=None, num_workers=self.num_workers,
-            pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0,
+            pin_memory=self.pins_memory(), persistent_workers=self.num_workers > 0,
         )
 
     @staticmethod
@@ -240,6 +271,15 @@ class DancetrackDataModule(L.LightningDataModule):
         the index-th (a process left without one repeats one, as a distributed sampler pads its share)."""
         index, count = part
         return split.sequences[index::count] or split.sequences[index % max(len(split.sequences), 1) :][:1]
+
+    def pins_memory(self) -> bool:
+        """``pin_memory`` where the batches go to an accelerator: the trainer's, else (a loader outside a fit)
+        whichever torch finds. A CPU run pins nothing (torch would only warn that it cannot)."""
+        if not self.pin_memory:
+            return False
+        if self.trainer is not None:
+            return not isinstance(self.trainer.accelerator, CPUAccelerator)
+        return torch.accelerator.is_available()
 
     def process_share(self) -> tuple[int, int]:
         """(rank, number of processes) of the trainer this data module serves; (0, 1) without one."""
@@ -250,7 +290,7 @@ class DancetrackDataModule(L.LightningDataModule):
         dataset = self.datasets["train"]
         return DataLoader(
             dataset, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers, collate_fn=collate_tracking,
-            pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0, drop_last=len(dataset) > self.batch_size,
+            pin_memory=self.pins_memory(), persistent_workers=self.num_workers > 0, drop_last=len(dataset) > self.batch_size,
         )
 
     def on_before_batch_transfer(self, batch: SceneBatch, dataloader_idx: int) -> SceneBatch:

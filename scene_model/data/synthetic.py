@@ -10,20 +10,30 @@ of two sizes over a textured background. The same reader serves this and the rea
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import io
 import json
+import logging
 import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from scene_model.errors import ConfigError, DataFormatError
+from scene_model.errors import ConfigError, DataFormatError, OutputError
+
+log = logging.getLogger(__name__)
 
 SPEC_FILE = "synthetic.json"
+SPLITS = ("train", "val", "test")
+BLOCK = 4096  # a file takes whole blocks of the disk
+TEXT_BYTES = 2 * BLOCK  # a sequence's seqinfo.ini and gt.txt
 
 
 @dataclass(frozen=True)
@@ -195,63 +205,173 @@ def _write_sequence(seq_dir: Path, name: str, spec: SyntheticSpec, rng: np.rando
         (seq_dir / "gt" / "gt.txt").write_text("\n".join(gt_lines) + "\n")
 
 
-SPLITS = ("train", "val", "test")
+def _sequences(spec: SyntheticSpec, splits: Sequence[str]) -> Iterator[tuple[str, int, tuple[int, int]]]:
+    """(split, index, (width, height)) of each sequence of ``splits``, numbered as in the whole data set
+    (from 1, train then val then test): a sequence is drawn from the seed and its place in the set."""
+    index = 0
+    for split, count in zip(SPLITS, (spec.num_train, spec.num_val, spec.num_test), strict=True):
+        for _ in range(count):
+            index += 1
+            if split in splits:
+                yield split, index, spec.sizes[index % len(spec.sizes)]
+
+
+def _record(spec: SyntheticSpec, splits: Sequence[str]) -> dict:
+    """What ``synthetic.json`` keeps: the spec, and the splits present when they are not all three."""
+    present = tuple(s for s in SPLITS if s in splits)
+    return spec.to_json() if present == SPLITS else {**spec.to_json(), "splits": list(present)}
 
 
 def generate(root: Path, spec: SyntheticSpec, splits: tuple[str, ...] = SPLITS) -> None:
     """Write the data set under ``root`` (which must not exist yet): the sequences of ``splits``, each
-    the same as in the whole data set (a sequence is drawn from the seed and its place in the set)."""
+    the same as in the whole data set."""
     root = Path(root)
-    counts = {"train": spec.num_train, "val": spec.num_val, "test": spec.num_test}
-    index = 0
-    for split, count in counts.items():
-        names = []
-        for _ in range(count):
-            index += 1
-            if split not in splits:
-                continue
-            name = f"synth{index:04d}"
-            size = spec.sizes[index % len(spec.sizes)]
-            seq_rng = np.random.default_rng([spec.seed, index])
-            _write_sequence(root / split / name, name, spec, seq_rng, size, with_gt=split != "test")
-            names.append(name)
-        if split in splits:
-            (root / f"{split}_seqmap.txt").write_text("name\n" + "".join(f"{n}\n" for n in names))
-    record = spec.to_json() if tuple(splits) == SPLITS else {**spec.to_json(), "splits": list(splits)}
-    (root / SPEC_FILE).write_text(json.dumps(record, indent=2))
+    names: dict[str, list[str]] = {split: [] for split in splits}
+    for split, index, size in _sequences(spec, splits):
+        name = f"synth{index:04d}"
+        seq_rng = np.random.default_rng([spec.seed, index])
+        _write_sequence(root / split / name, name, spec, seq_rng, size, with_gt=split != "test")
+        names[split].append(name)
+    for split in splits:
+        (root / f"{split}_seqmap.txt").write_text("name\n" + "".join(f"{n}\n" for n in names[split]))
+    (root / SPEC_FILE).write_text(json.dumps(_record(spec, splits), indent=2))
 
 
-def ensure_synthetic(root: Path, spec: SyntheticSpec, splits: tuple[str, ...] = SPLITS) -> Path:
-    """Generate the data set at ``root`` (only the sequences of ``splits``) unless it is already there
-    with the same spec and at least those splits.
+@functools.lru_cache(maxsize=32)
+def _frame_bytes(spec: SyntheticSpec, size: tuple[int, int]) -> int:
+    """The disk space of one frame of ``size`` at ``spec.jpeg_quality``: a frame rendered and encoded as the
+    generator does (its noise and texture decide the size, not the seed), in whole blocks."""
+    image, _rows = next(_render_sequence(np.random.default_rng(0), spec, *size))
+    encoded = io.BytesIO()
+    image.save(encoded, format="JPEG", quality=spec.jpeg_quality)
+    return -(-len(encoded.getvalue()) // BLOCK) * BLOCK
 
-    Written into a temporary sibling directory and renamed into place, so an interrupted generation
-    leaves nothing half-written behind and concurrent jobs do not collide.
-    """
-    root = Path(root)
+
+def estimated_bytes(spec: SyntheticSpec, splits: Sequence[str] = SPLITS) -> int:
+    """About what generating the sequences of ``splits`` writes to disk."""
+    return _estimated_bytes(dataclasses.replace(spec, seed=0), tuple(splits))  # the seed changes no size
+
+
+@functools.lru_cache(maxsize=32)
+def _estimated_bytes(spec: SyntheticSpec, splits: tuple[str, ...]) -> int:
+    return sum(spec.num_frames * _frame_bytes(spec, size) + TEXT_BYTES for _split, _index, size in _sequences(spec, splits))
+
+
+@dataclass(frozen=True)
+class SyntheticSet:
+    """A data set to have on disk: at ``root``, from ``spec``, with (at least) the sequences of ``splits``."""
+
+    root: Path
+    spec: SyntheticSpec
+    splits: tuple[str, ...] = SPLITS
+
+
+def present_splits(root: Path, spec: SyntheticSpec) -> tuple[str, ...]:
+    """The splits of the data set of ``spec`` at ``root`` (none when there is none yet); a data set of
+    other options there, or anything else, is a DataFormatError."""
     spec_path = root / SPEC_FILE
     if spec_path.is_file():
         found = json.loads(spec_path.read_text())
         present = tuple(found.pop("splits", SPLITS))
-        if found != spec.to_json() or not set(splits) <= set(present):
+        if found != spec.to_json():
             raise DataFormatError(
                 f"{root} holds a synthetic data set generated with other options ({spec_path}); "
                 "delete it or choose another data.root"
             )
-        return root
-    if root.exists() and any(root.iterdir()):
+        return present
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise DataFormatError(f"{root} exists but is not a synthetic data set (no {SPEC_FILE}); choose another data.root")
+    return ()
+
+
+def human_bytes(count: float) -> str:
+    """'1.5 TB', '250.0 MB' (powers of 1000, as disks are sold and ``df -H`` shows them)."""
+    units = ("B", "KB", "MB", "GB", "TB")
+    power = 0
+    while count >= 1000 and power < len(units) - 1:
+        count, power = count / 1000, power + 1
+    return f"{count:.0f} B" if power == 0 else f"{count:.1f} {units[power]}"
+
+
+def _existing_folder(path: Path) -> Path:
+    """``path`` or the nearest of its parents that exists: where its disk is asked for free space."""
+    return next(p for p in (path, *path.parents) if p.is_dir())
+
+
+def check_space(todo: Sequence[tuple[SyntheticSet, tuple[str, ...]]], remedy: str) -> int:
+    """The bytes that the (set, splits still missing) of ``todo`` need; OutputError when they are more than
+    their disk has free (before any is written): how much they need, how much is free, and ``remedy``."""
+    need: dict[int, tuple[int, int, Path]] = {}  # disk -> (bytes, sets, where)
+    disks: dict[Path, tuple[int, Path]] = {}  # folder holding sets -> (its disk, the folder that exists)
+    for data_set, missing in todo:
+        parent = Path(data_set.root).absolute().parent  # the sets of one request are usually siblings
+        if parent not in disks:
+            folder = _existing_folder(parent)
+            disks[parent] = (os.stat(folder).st_dev, folder)
+        disk, folder = disks[parent]
+        total, sets, where = need.get(disk, (0, 0, folder))
+        need[disk] = (total + estimated_bytes(data_set.spec, missing), sets + 1, where)
+    for total, sets, where in need.values():
+        free = shutil.disk_usage(where).free
+        if total > free:
+            raise OutputError(
+                f"cannot generate {sets} synthetic data set{'s' if sets > 1 else ''} under {where}: "
+                f"{'they need' if sets > 1 else 'it needs'} about {human_bytes(total)} and the disk has "
+                f"{human_bytes(free)} free; {remedy}"
+            )
+    return sum(total for total, _sets, _where in need.values())
+
+
+def ensure_synthetic_sets(sets: Sequence[SyntheticSet], remedy: str = "free space or choose another data.root") -> list[Path]:
+    """Each of ``sets`` on disk, generated where it (or a split of it) is missing. Before anything is
+    written the space they need is checked against the disk's free space (``check_space``, naming
+    ``remedy``: what to change); several to generate are logged one line each as they start."""
+    todo = []
+    for data_set in sets:
+        present = present_splits(Path(data_set.root), data_set.spec)
+        missing = tuple(s for s in data_set.splits if s not in present)
+        if missing:
+            todo.append((data_set, missing))
+    total = check_space(todo, remedy)
+    if len(todo) > 1:
+        log.info(f"generating {len(todo)} synthetic data sets, about {human_bytes(total)}")
+    for number, (data_set, missing) in enumerate(todo, start=1):
+        if len(todo) > 1:
+            log.info(f"synthetic data set {number}/{len(todo)}: {data_set.root} ({', '.join(missing)}, seed {data_set.spec.seed})")
+        _add_splits(Path(data_set.root), data_set.spec, missing)
+    return [Path(data_set.root) for data_set in sets]
+
+
+def _add_splits(root: Path, spec: SyntheticSpec, missing: tuple[str, ...]) -> None:
+    """Generate the ``missing`` splits into a temporary sibling of ``root`` and move them in: the whole
+    folder when ``root`` holds nothing yet, else each split, then the record (``synthetic.json``) renamed
+    over the old one. An interrupted generation leaves nothing half-written behind (a split folder moved
+    in but not yet recorded is replaced by the next attempt), and concurrent jobs do not collide."""
+    present = present_splits(root, spec)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     try:
-        generate(tmp, spec, tuple(splits))
+        generate(tmp, spec, missing)
         try:
-            if root.exists():
-                root.rmdir()
-            os.rename(tmp, root)
+            if not present:
+                if root.exists():
+                    root.rmdir()
+                os.rename(tmp, root)
+                return
+            for split in missing:
+                shutil.rmtree(root / split, ignore_errors=True)
+                os.replace(tmp / f"{split}_seqmap.txt", root / f"{split}_seqmap.txt")
+                os.rename(tmp / split, root / split)
+            (tmp / SPEC_FILE).write_text(json.dumps(_record(spec, present + missing), indent=2))
+            os.replace(tmp / SPEC_FILE, root / SPEC_FILE)
         except OSError:
-            if not spec_path.is_file():  # not another job having finished first
+            if not set(missing) <= set(present_splits(root, spec)):  # not another job having finished first
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return ensure_synthetic(root, spec, splits)
+
+
+def ensure_synthetic(root: Path, spec: SyntheticSpec, splits: tuple[str, ...] = SPLITS) -> Path:
+    """The data set at ``root`` with (at least) the sequences of ``splits``, generated unless it is there
+    (``ensure_synthetic_sets`` of one set)."""
+    return ensure_synthetic_sets([SyntheticSet(Path(root), spec, tuple(splits))])[0]

@@ -26,7 +26,7 @@ from scene_model.outputs import write_atomically
 
 UNREADABLE = (
     "it is truncated, corrupt or not a PyTorch checkpoint; use another checkpoint of the run "
-    "(checkpoints/epoch_NNN.ckpt) or start without ckpt_path"
+    "(checkpoints/epoch_NNN.ckpt)"
 )
 
 
@@ -61,13 +61,22 @@ def _fsync_directory(directory: Path) -> None:
         os.close(handle)
 
 
-def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu", weights_only: bool = True) -> dict[str, Any]:
-    """Read a Lightning checkpoint; a missing, truncated, foreign or unsafe file raises CheckpointError."""
-    fs = get_filesystem(path)
-    if not fs.exists(path):
-        raise CheckpointError(f"checkpoint {path} does not exist; give an existing file as ckpt_path (or ckpt_path=last)")
+def check_exists(path: str | os.PathLike, given_as: str = "ckpt_path") -> None:
+    """CheckpointError when there is no file at ``path``, saying to give an existing one as ``given_as``."""
+    if not get_filesystem(path).exists(path):
+        hint = " (or ckpt_path=last)" if given_as == "ckpt_path" else ", a checkpoint written by train.py"
+        raise CheckpointError(f"checkpoint {path} does not exist; give an existing file as {given_as}{hint}")
+
+
+def load_checkpoint_file(
+    path: str | os.PathLike, map_location: Any = "cpu", weights_only: bool = True, given_as: str = "ckpt_path"
+) -> dict[str, Any]:
+    """Read a Lightning checkpoint; a missing, truncated, foreign or unsafe file raises CheckpointError.
+    ``given_as``: where the user gave ``path`` (``ckpt_path``, or a tool's argument), named in what to do."""
+    check_exists(path, given_as)
+    unreadable = UNREADABLE + (" or start without ckpt_path" if given_as == "ckpt_path" else "")
     try:
-        with fs.open(path, "rb") as handle:
+        with get_filesystem(path).open(path, "rb") as handle:
             checkpoint = torch.load(handle, map_location=map_location, weights_only=weights_only)
     except pickle.UnpicklingError as err:
         unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
@@ -76,9 +85,9 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu", wei
                 f"checkpoint {path} holds a Python object ({unsafe.group(1)}) besides tensors and plain containers "
                 "and is not loaded (weights_only=True); checkpoints written by this project's training load"
             ) from None
-        raise CheckpointError(f"checkpoint {path} cannot be read ({_first_line(err)}): {UNREADABLE}") from None
+        raise CheckpointError(f"checkpoint {path} cannot be read ({_first_line(err)}): {unreadable}") from None
     except Exception as err:  # torch.load fails with RuntimeError, EOFError, KeyError ... on a damaged file
-        raise CheckpointError(f"checkpoint {path} cannot be read ({_first_line(err)}): {UNREADABLE}") from None
+        raise CheckpointError(f"checkpoint {path} cannot be read ({_first_line(err)}): {unreadable}") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         found = sorted(checkpoint)[:6] if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise CheckpointError(

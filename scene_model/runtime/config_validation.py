@@ -20,6 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 
+from scene_model.data.datamodule import extra_sets_problem
 from scene_model.errors import ConfigError
 from scene_model.tracking.options import TrackerOptions
 from scene_model.training.precision import AUTO
@@ -135,6 +136,7 @@ def validate_config(cfg: DictConfig) -> None:
     problems: dict[str, str] = {}
     _check_tracker(cfg, problems)
     _check_chains(cfg, problems)
+    _check_extra_sets(cfg, problems)
     _check_keys(cfg, problems)
     _check_targets(cfg, "", problems)
     _check_ranges(cfg, problems)
@@ -164,6 +166,16 @@ def _check_chains(cfg: DictConfig, problems: dict[str, str]) -> None:
     link_dim = OmegaConf.select(cfg, "model.link_dim", default=None)
     if isinstance(link_dim, int) and not isinstance(link_dim, bool) and link_dim > 0:
         problems["model.link_dim"] = f"{link_dim} {why}"
+
+
+def _check_extra_sets(cfg: DictConfig, problems: dict[str, str]) -> None:
+    """A fit's extra train sets come from the synthetic generator; an evaluation (train=false) reads none."""
+    if not cfg.get("train", True):
+        return
+    extra, synthetic = (OmegaConf.select(cfg, key, default=None) for key in ("data.extra_train_sets", "data.synthetic"))
+    problem = extra_sets_problem(extra, synthetic)
+    if problem:
+        problems["data.extra_train_sets"] = problem
 
 
 def _check_keys(cfg: DictConfig, problems: dict[str, str]) -> None:

@@ -5,9 +5,10 @@ Hydra's job logging (``conf/hydra/default.yaml``) writes INFO and WARNING to std
 the bare line (``ErrorType: message``) and everything to ``<run>/train.log``; ``BelowLevel`` is the filter
 that keeps errors off stdout. ``quiet_lightning`` drops, through Python's logging filters and warning
 filters, Lightning's advertisements (litlogger, litmodels), its note on loading the train loader to
-count steps, its ``Received SIGTERM`` (which it also says on SIGINT: the run's own stop line names the
-signal that came), torch's deprecation of ``LeafSpec``, which Lightning uses, and its doubt about the
-length of an iterable data set (the evaluation windows', which is exact).
+count steps, its ``Received SIGTERM`` (which it also says on SIGINT) and ``Detected KeyboardInterrupt`` (which
+it says on SIGTERM outside its loops, where ``signals`` stops the run with a KeyboardInterrupt): the run's own
+stop line names the signal that came. And torch's deprecation of ``LeafSpec``, which Lightning uses, and
+Lightning's doubt about the length of an iterable data set (the evaluation windows', which is exact).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ QUIET_MESSAGES = (
     "💡 Tip:",
     "Loading `train_dataloader` to estimate number of stepping batches",
     "Received SIGTERM",
+    "Detected KeyboardInterrupt",
 )
 QUIET_WARNINGS = (
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning),

@@ -50,9 +50,10 @@ def run_config(checkpoint: dict[str, Any], path: str | os.PathLike) -> DictConfi
     return cfg
 
 
-def load_trained(path: str | os.PathLike, device: str = "cpu") -> TrainedRun:
-    """The model of checkpoint ``path`` in eval mode on ``device``, with its run's data module and config."""
-    checkpoint = load_checkpoint_file(path)
+def load_trained(path: str | os.PathLike, device: str = "cpu", given_as: str = "ckpt_path") -> TrainedRun:
+    """The model of checkpoint ``path`` in eval mode on ``device``, with its run's data module and config
+    (``given_as``: where the user gave ``path``, named when it is missing or unreadable)."""
+    checkpoint = load_checkpoint_file(path, given_as=given_as)
     cfg = run_config(checkpoint, path)
     loader = ConfigLoader(cfg)
     try:

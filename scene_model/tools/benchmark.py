@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,10 +30,13 @@ import torch
 from omegaconf import OmegaConf
 
 from scene_model.data.datamodule import EvalSplit
-from scene_model.data.synthetic import SyntheticSpec, ensure_synthetic
-from scene_model.errors import SceneModelError
+from scene_model.data.synthetic import SyntheticSet, SyntheticSpec, ensure_synthetic_sets
+from scene_model.errors import ConfigError
+from scene_model.outputs import write_text_atomically
+from scene_model.runtime.checkpoints import check_exists
 from scene_model.runtime.config_loader import ConfigLoader
 from scene_model.runtime.trained import TrainedRun, load_trained
+from scene_model.tools.cli import ToolParser, tool_main
 from scene_model.tools.compose import compose_run_config, use_data_on_disk
 from scene_model.tracking.mot_results import write_results
 from scene_model.tracking.options import TrackerOptions, parse_assignments
@@ -58,15 +60,21 @@ def seed_list(text: Sequence[str]) -> list[int]:
     """``choosing``, ``reporting`` or generator seeds (each once, in the order given)."""
     seeds: list[int] = []
     for item in text:
+        if item not in SEED_SETS and not item.isdigit():
+            raise ConfigError(
+                f"--seeds {item}: expected choosing (100-111), reporting (200-211) or generator seeds (integers from 0)"
+            )
         seeds += SEED_SETS[item] if item in SEED_SETS else [int(item)]
     return list(dict.fromkeys(seeds))
 
 
-def benchmark_split(seed: int, data_dir: Path) -> Path:
-    """The val split of generator ``seed`` (the default ``data.synthetic`` otherwise), made on first use."""
+def benchmark_splits(seeds: Sequence[int], data_dir: Path) -> dict[int, Path]:
+    """{seed: the data set holding the val split of generator ``seed``} (the default ``data.synthetic``
+    otherwise), those missing made now, after their size is checked against the free space."""
     values = OmegaConf.to_container(compose_run_config().data.synthetic, resolve=True)
-    spec = SyntheticSpec.from_dict({**values, "seed": seed})
-    return ensure_synthetic(Path(data_dir) / f"val_seed{seed}", spec, splits=("val",))
+    sets = [SyntheticSet(Path(data_dir) / f"val_seed{seed}", SyntheticSpec.from_dict({**values, "seed": seed}), ("val",))
+            for seed in seeds]
+    return dict(zip(seeds, ensure_synthetic_sets(sets, "fewer --seeds, free space or another --data-dir"), strict=True))
 
 
 def crossings(split: EvalSplit, iou: float = CROSSING_IOU) -> int:
@@ -94,12 +102,13 @@ def score_split(run: TrainedRun, root: Path, options: TrackerOptions, scratch: P
     return split, evaluate_mot(split.directory, results_dir, sequences=split.lengths).combined
 
 
-def score_checkpoint(run: TrainedRun, seeds: Sequence[int], data_dir: Path, changes: dict) -> list[SplitScore]:
+def score_checkpoint(run: TrainedRun, roots: dict[int, Path], changes: dict) -> list[SplitScore]:
+    """Each split of ``roots`` ({seed: data set}) tracked and scored with the checkpoint's model."""
     options = TrackerOptions.from_mapping(run.cfg.eval.tracker).replace(**changes)
     scores = []
     with tempfile.TemporaryDirectory() as scratch:
-        for seed in seeds:
-            split, metrics = score_split(run, benchmark_split(seed, data_dir), options, Path(scratch))
+        for seed, root in roots.items():
+            split, metrics = score_split(run, root, options, Path(scratch))
             scores.append(SplitScore(seed, len(split.sequences), crossings(split), {c: float(metrics[c]) for c in COLUMNS}))
     return scores
 
@@ -138,31 +147,36 @@ def report(per_checkpoint: dict[str, list[SplitScore]]) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m scene_model.tools.benchmark", description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoints", nargs="+", type=Path, help="checkpoints written by train.py")
+    parser = ToolParser(prog="python -m scene_model.tools.benchmark", description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoints", nargs="+", type=Path, metavar="CKPT", help="checkpoints written by train.py")
     parser.add_argument("--seeds", nargs="+", default=["reporting"], metavar="SEED",
                         help="choosing (100-111), reporting (200-211, default) or generator seeds")
-    parser.add_argument("--data-dir", type=Path, default=Path("data/benchmark"), help="where the val splits are kept")
+    parser.add_output("--data-dir", folder=True, default=Path("data/benchmark"), help="where the val splits are kept")
     parser.add_argument("--tracker", nargs="+", default=[], metavar="KEY=VALUE", help="eval.tracker options, e.g. max_lost=10")
-    parser.add_argument("--json", type=Path, default=None, help="also write every score to this JSON file")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_output("--json", default=None, help="also write every score to this JSON file")
+    parser.add_device()
     return parser.parse_args(argv)
 
 
+@tool_main
 def main(argv: list[str] | None = None) -> dict[str, list[SplitScore]]:
-    args = parse_args(argv)
+    args = parse_args(argv)  # --data-dir and --json are checked for writing here, before any scoring
+    seeds = seed_list(args.seeds)
     try:
-        seeds, changes = seed_list(args.seeds), parse_assignments(args.tracker)
-        per_checkpoint = {}
-        for path in args.checkpoints:
-            per_checkpoint[str(path)] = score_checkpoint(load_trained(path, args.device), seeds, args.data_dir, changes)
-    except (SceneModelError, ValueError) as err:
-        print(f"{type(err).__name__}: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
+        changes = parse_assignments(args.tracker)
+    except ConfigError as err:
+        raise ConfigError(f"--tracker {err}") from None
+    for path in args.checkpoints:
+        check_exists(path, "CKPT")
+    roots = benchmark_splits(seeds, args.data_dir)
+    per_checkpoint = {}
+    for path in args.checkpoints:
+        per_checkpoint[str(path)] = score_checkpoint(load_trained(path, args.device, "CKPT"), roots, changes)
     print(report(per_checkpoint))
     if args.json is not None:
         payload = {path: [s.__dict__ for s in scores] for path, scores in per_checkpoint.items()}
-        args.json.write_text(json.dumps({"seeds": seeds, "tracker": changes, "checkpoints": payload}, indent=2) + "\n")
+        document = json.dumps({"seeds": seeds, "tracker": changes, "checkpoints": payload}, indent=2) + "\n"
+        write_text_atomically(args.json, document, "--json")
     return per_checkpoint
 
 

@@ -11,10 +11,10 @@ written as ``<RESULTS_DIR>_metrics.csv`` and ``.json`` (or where ``--csv`` / ``-
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from scene_model.errors import SceneModelError
+from scene_model.outputs import writable_file, write_atomically
+from scene_model.tools.cli import ToolParser, tool_main
 from scene_model.tracking.trackeval_metrics import HEADLINE, METRIC_FIELDS, MotEvaluation, evaluate_mot
 
 
@@ -26,7 +26,7 @@ def metrics_paths(results_dir: Path) -> tuple[Path, Path]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ToolParser(
         prog="python -m scene_model.tools.evaluate",
         description=__doc__.split("\n\n")[0],
         epilog="Metrics: " + ", ".join(METRIC_FIELDS),
@@ -42,16 +42,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@tool_main
 def main(argv: list[str] | None = None) -> MotEvaluation:
     args = parse_args(argv)
-    try:
-        evaluation = evaluate_mot(args.gt_dir, args.results_dir, seqmap=args.seqmap, do_preproc=args.preproc)
-    except SceneModelError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
     default_csv, default_json = metrics_paths(args.results_dir)
-    csv_path = evaluation.write_csv(args.csv or default_csv)
-    json_path = evaluation.write_json(args.json or default_json)
+    csv_path = writable_file(args.csv or default_csv, "--csv")  # before the scoring
+    json_path = writable_file(args.json or default_json, "--json")
+    evaluation = evaluate_mot(args.gt_dir, args.results_dir, seqmap=args.seqmap, do_preproc=args.preproc)
+    write_atomically(csv_path, evaluation.write_csv, "--csv")
+    write_atomically(json_path, evaluation.write_json, "--json")
     print(evaluation.table(args.columns))
     print(f"\nwritten: {csv_path}, {json_path}")
     return evaluation

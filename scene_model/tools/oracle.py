@@ -11,17 +11,20 @@ object. Tracked through the real ``SequenceTracker`` and scored with TrackEval:
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import tempfile
 from pathlib import Path
 
 import torch
+from hydra.errors import HydraException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import Tensor
 
 from scene_model.data.types import SceneBatch
+from scene_model.errors import ConfigError
+from scene_model.runtime.config_validation import validate_config
+from scene_model.tools.cli import ToolParser, tool_main
 from scene_model.tools.compose import compose_run_config, use_data_on_disk
 from scene_model.tracking.mot_results import write_results
 from scene_model.tracking.options import add_tracker_flags, flag_values
@@ -70,8 +73,9 @@ def oracle_predict(
     return predict
 
 
+@tool_main
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m scene_model.tools.oracle", description=__doc__.split("\n\n")[0])
+    parser = ToolParser(prog="python -m scene_model.tools.oracle", description=__doc__.split("\n\n")[0])
     parser.add_argument("root", type=Path, help="data root in the DanceTrack layout")
     parser.add_argument("--split", default="val")
     parser.add_argument("--jitter", type=float, nargs="+", default=[0.0], help="box noise, fraction of the box size")
@@ -81,8 +85,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="data options of the run config, e.g. clip_len=5 val_stride=2 (default: conf/data/synthetic.yaml's)")
     add_tracker_flags(parser, "tracker (default: eval.tracker of the run config)")
     args = parser.parse_args(argv)
-    cfg = compose_run_config(["data.num_workers=0"] + [f"data.{kv}" for kv in args.data])
+    try:
+        cfg = compose_run_config(["data.num_workers=0"] + [f"data.{kv}" for kv in args.data])
+    except HydraException as err:  # a key the data config does not have, a value Hydra cannot parse
+        raise ConfigError(f"--data: {str(err).splitlines()[0]}") from None
     use_data_on_disk(cfg, args.root)
+    validate_config(OmegaConf.masked_copy(cfg, ["data"]))  # a value of the wrong type or out of range, named by its key
     datamodule = instantiate(cfg.data)
     split = datamodule.eval_split(args.split)
     check_overlap(datamodule.clip_len, datamodule.val_stride)

@@ -19,7 +19,6 @@ sets any other ``eval.tracker`` option.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import itertools
 import tempfile
@@ -28,12 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from scene_model.data.datamodule import EvalSplit
 from scene_model.errors import ConfigError
 from scene_model.runtime.config_loader import ConfigLoader
 from scene_model.runtime.trained import load_trained
+from scene_model.tools.cli import ToolParser, tool_main
 from scene_model.tools.compose import use_data_on_disk
 from scene_model.tracking.mot_results import write_results
 from scene_model.tracking.options import TrackerOptions, parse_assignments
@@ -129,9 +127,10 @@ def split_configs(cfg, seeds: Sequence[int] | None) -> list:
     return configs
 
 
+@tool_main
 def main(argv: list[str] | None = None) -> list[SweepRow]:
-    parser = argparse.ArgumentParser(prog="python -m scene_model.tools.threshold_sweep", description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", type=Path, help="a checkpoint written by train.py (its config is inside)")
+    parser = ToolParser(prog="python -m scene_model.tools.threshold_sweep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", type=Path, metavar="CKPT", help="a checkpoint written by train.py (its config is inside)")
     parser.add_argument("--split", default="val", help="a split with ground truth")
     parser.add_argument("--root", default=None, help="data root (default: data.root of the checkpoint's config)")
     parser.add_argument("--synthetic-seeds", type=int, nargs="+", default=None, metavar="N",
@@ -140,13 +139,13 @@ def main(argv: list[str] | None = None) -> list[SweepRow]:
     parser.add_argument("--keep", type=float, nargs="+", default=[0.3, 0.2, 0.1, 0.05])
     parser.add_argument("--nms-iou", type=float, default=None, help="window NMS of the tracker (default: the checkpoint's eval.tracker.nms_iou)")
     parser.add_argument("--tracker", nargs="+", default=[], metavar="KEY=VALUE", help="other eval.tracker options, e.g. max_lost=10 height_scale=0")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_device()
     args = parser.parse_args(argv)
     if args.root is not None and args.synthetic_seeds:
         parser.error("--root and --synthetic-seeds exclude each other")
     overrides = tracker_overrides(args.tracker)
 
-    run = load_trained(args.checkpoint, args.device)
+    run = load_trained(args.checkpoint, args.device, "CKPT")
     cfg = run.cfg
     if args.root is not None:
         use_data_on_disk(cfg, args.root)

@@ -21,23 +21,23 @@ import sys
 import warnings
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from scene_model.data.video import ShortVideoError, ShortVideoWarning, open_source
-from scene_model.errors import ConfigError, SceneModelError
 from scene_model.runtime.trained import load_trained
+from scene_model.tools.cli import ToolParser, tool_main
 from scene_model.tracking.options import TrackerOptions, add_tracker_flags, flag_values
 from scene_model.tracking.sequence_tracker import SequenceTracker
-from scene_model.tracking.track_source import TrackedSource, check_output_dir, track_source
+from scene_model.tracking.track_source import TrackedSource, track_source
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m scene_model.tools.track", description=__doc__.split("\n\n")[0])
+    """The flags; ``--out`` is created and checked for writing here, before the checkpoint is loaded."""
+    parser = ToolParser(prog="python -m scene_model.tools.track", description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="a video file (mp4, mkv, webm, avi, ...) or a folder of images")
     parser.add_argument("--ckpt", type=Path, required=True, help="a checkpoint written by train.py (its run config is inside)")
-    parser.add_argument("--out", type=Path, required=True, help="folder for <name>.txt and <name>.mp4")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_output("--out", folder=True, what="output folder", required=True, help="folder for <name>.txt and <name>.mp4")
+    parser.add_device()
     parser.add_argument("--fps", type=float, default=None, help="frame rate of a folder of images (default: seqinfo.ini, else 25)")
     parser.add_argument("--no-video", action="store_true", help="write the result file only")
     parser.add_argument("--allow-short", action="store_true",
@@ -64,27 +64,22 @@ def show_short_video_once(shown: set[str]):
     return show
 
 
+@tool_main
 def main(argv: list[str] | None = None) -> TrackedSource:
     args = parse_args(argv)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = show_short_video_once(set())
-            if str(args.device).startswith("cuda") and not torch.cuda.is_available():
-                raise ConfigError(f"--device {args.device}: no CUDA device is available here; use --device cpu")
             source = open_source(args.source, args.fps, allow_short=args.allow_short)
-            check_output_dir(args.out)  # before the checkpoint is loaded and the video tracked
-            run = load_trained(args.ckpt, args.device)
+            run = load_trained(args.ckpt, args.device, "--ckpt")
             options = TrackerOptions.from_mapping(run.cfg.eval.tracker).replace(**flag_values(args))
             with run.module.cached_frames():  # the frame consecutive windows share is encoded once
                 done = track_source(
                     source, run.module.predict, run.datamodule, SequenceTracker(options), args.out,
                     video=not args.no_video, stride=args.stride, batch_size=args.batch_size, carry=run.module.carry,
                 )
-    except SceneModelError as err:
-        hint = "; --allow-short tracks the frames decoded" if isinstance(err, ShortVideoError) else ""
-        sys.stdout.flush()
-        print(f"{type(err).__name__}: {err}{hint}", file=sys.stderr)
-        raise SystemExit(1) from None
+    except ShortVideoError as err:
+        raise ShortVideoError(f"{err}; --allow-short tracks the frames decoded") from None
     per_frame = 1000 * done.seconds / done.frames
     written = ", ".join(str(p) for p in (done.results, done.video) if p is not None)
     print(f"{done.name}: {done.frames} frames, {done.tracks} tracks, {done.boxes} boxes in {done.seconds:.1f} s "
