@@ -1,7 +1,7 @@
 """The loss path: the share of a training step spent in matching and losses, and host syncs per step.
 
 The share is timed on a plain PyTorch loop over cached batches of the default config (the step,
-and HeadAdapter.compute_loss with the matcher inside it, and the matcher alone). Host syncs are
+and HeadAdapter.losses_and_assignment with the matcher inside it, and the matcher alone). Host syncs are
 counted with bench._syncs.SyncCounter through whole training steps of our Lightning Trainer (our
 module, callbacks and loggers, as run.train builds them): a step that writes the logs (every
 ``trainer.log_every_n_steps``-th) adds the logged values' copies, so those steps are reported apart.
@@ -51,7 +51,7 @@ def loss_share(overrides: Sequence[str], steps: int) -> dict[str, float]:
         plain = PlainLoop(ConfigLoader(cfg).build_lit_module(), cfg, total_steps=steps + 1)
     adapter = plain.module.head_adapter
     plain.step(batches[0])  # warm-up
-    adapter.compute_loss = loss = Timed(adapter.compute_loss)
+    adapter.losses_and_assignment = loss = Timed(adapter.losses_and_assignment)
     adapter.matcher.match = match = Timed(adapter.matcher.match)
     start = time.perf_counter()
     for batch in Cycle(batches, steps):

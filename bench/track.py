@@ -51,7 +51,7 @@ def run(quick: bool) -> list[Row]:
 
         def tool() -> None:
             with module.cached_frames():
-                done.append(track_source(open_source(folder, fps=20), module.predict, data, SequenceTracker(), Path(tmp) / "out",
+                done.append(track_source(open_source(folder, fps=20), module.predict, module.association, data, SequenceTracker(), Path(tmp) / "out",
                                          video=False, progress=False))
 
         forward_alone(), tool()  # warm-up: every batch shape once

@@ -45,7 +45,7 @@ def construct(node: Any) -> Any:
 def datamodule(root: str | Path, **changes: Any) -> Any:
     """DancetrackDataModule over ``root`` without synthetic generation, extra train sets and loader workers,
     a window every 3rd frame of its short sequences."""
-    base = {"root": str(root), "synthetic": None, "extra_train_sets": 0, "train_stride": 3, "num_workers": 0}
+    base = {"root": str(root), "synthetic": None, "extra_train_sets": 0, "train_stride": 3, "num_workers": 0, "chain_len": 1}
     return build("data", **{**base, **changes})
 
 

@@ -11,7 +11,7 @@ from tests.conftest import compose_config
 
 GROUP_OPTIONS = {
     group: sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-    for group in ("data", "model", "model/backbone", "module", "head", "optimizer", "scheduler", "trainer", "logger",
+    for group in ("data", "model", "model/backbone", "association", "module", "head", "optimizer", "scheduler", "trainer", "logger",
                   "callbacks", "paths", "experiment", "debug")
 }
 EXTRA = {"data": ["data.root=/tmp/anywhere"], "experiment": ["data.root=/tmp/anywhere"]}
@@ -68,7 +68,8 @@ def test_experiment_overrides_groups(tmp_path):
 
 # Arguments the config cannot hold: objects of other groups, given when the object is built.
 BUILT_WITH = {
-    "scene_model.training.lit_module.SceneModelLightningModule": {"model", "head_adapter", "optimizer", "scheduler", "run_config"},
+    "scene_model.training.lit_module.SceneModelLightningModule": {"model", "association", "head_adapter", "optimizer", "scheduler", "run_config"},
+    "scene_model.data.DancetrackDataModule": {"chain_len"},  # the association's
     "scene_model.training.schedules.cosine_with_warmup": {"optimizer", "total_steps"},  # _partial_: completed by the module
     "scene_model.training.schedules.step_decay": {"optimizer", "total_steps"},
 }

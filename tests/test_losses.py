@@ -50,10 +50,10 @@ def adapter(level: str = "track", denoise: bool = False) -> HeadAdapter:
 
 def test_loss_dict_has_the_contract_keys():
     tracks = random_tracks()
-    losses = adapter().compute_loss(outputs_from(tracks, 6, False), tracks, torch.zeros(2, 3, dtype=torch.bool))
-    assert set(losses) == KEYS | {"assigned"}
-    assert all(v.dim() == 0 and torch.isfinite(v) for k, v in losses.items() if k != "assigned")
-    assert losses["assigned"].shape == (2, 6) and set(losses["assigned"][losses["assigned"] >= 0].tolist()) <= {0, 1, 2}
+    losses, assigned = adapter().losses_and_assignment(outputs_from(tracks, 6, False), tracks, torch.zeros(2, 3, dtype=torch.bool))
+    assert set(losses) == KEYS
+    assert all(v.dim() == 0 and torch.isfinite(v) for v in losses.values())
+    assert assigned.shape == (2, 6) and set(assigned[assigned >= 0].tolist()) <= {0, 1, 2}
     assert losses["num_targets"] == tracks.present.sum()
     assert losses["num_matches"] == tracks.valid.sum()
 
@@ -88,7 +88,7 @@ def test_padded_frames_count_nowhere(level, denoise):
         for key in ("bbox_center", "bbox_size", "cls_logits", "exist_logit"):
             part[key][0, 2] = torch.randn_like(part[key][0, 2]) * 5
     changed = head.compute_loss(garbage, tracks, padding, state)
-    assert set(base) == KEYS | {"assigned"} | ({"dn_cls", "dn_bbox", "dn_giou", "dn_exist"} if denoise else set())
+    assert set(base) == KEYS | ({"dn_cls", "dn_bbox", "dn_giou", "dn_exist"} if denoise else set())
     for key in base:
         assert torch.allclose(base[key], changed[key]), key
 
@@ -158,50 +158,16 @@ def test_final_layer_terms_apart_from_auxiliary_layers_and_proposals():
     assert torch.allclose(both["total"], alone["total"] + both["aux"] + both["enc"])
 
 
-def test_track_queries_keep_their_track_and_detect_queries_take_the_others():
+def test_carried_queries_keep_their_track_and_detect_queries_take_every_track():
     """Queries 0-5 detect, 6-7 carried: 6 follows track 0, 7 follows nothing. Track 0 is predicted
-    perfectly by detect query 1 too; it must not be matched there (track 0 is the track query's)."""
-    from scene_model.training.head_adapter import CarriedTargets
+    perfectly by detect query 1 too: it is matched there as well (the tracker drops a detect query that
+    repeats a carried one), and the carried ones keep what they follow."""
+    from scene_model.association.base import CarriedTargets
 
     tracks = random_tracks()
     out = outputs_from(tracks, 8, perfect=True)
     carried = CarriedTargets(torch.tensor([[0, -1], [0, -1]]), torch.tensor([[True, True], [True, False]]))
-    exclusive = adapter()
-    exclusive.track_exclusive = True  # MOTR's assignment: detect queries take only the tracks no track query follows
-    losses = exclusive.compute_loss(out, tracks, torch.zeros(2, 3, dtype=torch.bool), carried=carried)
-    assigned = losses["assigned"]
+    losses, assigned = adapter().losses_and_assignment(out, tracks, torch.zeros(2, 3, dtype=torch.bool), carried=carried)
     assert assigned[:, 6].tolist() == [0, 0] and assigned[:, 7].tolist() == [-1, -1]
-    assert 0 not in assigned[:, :6].tolist()[0] and 0 not in assigned[:, :6].tolist()[1]
-    assert losses["num_matches"] == tracks.valid.sum()  # every track once: two by track queries, the rest by detect ones
-    head = adapter()
-    head.track_exclusive = False  # detect queries take every track, followed or not
-    shared = head.compute_loss(out, tracks, torch.zeros(2, 3, dtype=torch.bool), carried=carried)["assigned"]
-    assert shared[:, 1].tolist() == [0, 0] and shared[:, 6].tolist() == [0, 0]
-
-
-def test_carried_queries_in_training_follow_present_tracks_drop_some_and_add_a_false_one():
-    head = adapter()
-    assigned = torch.tensor([[0, -1, 1, -1, 2], [-1, 1, -1, -1, -1]])
-    present = torch.tensor([[True, True, False], [True, True, True]])
-    scores = torch.tensor([[0.9, 0.8, 0.7, 0.6, 0.5], [0.1, 0.2, 0.3, 0.9, 0.4]])
-    keep, track = head.carried_queries(assigned, present, scores, detect=4, train=False)
-    assert keep.tolist() == [[True, False, True, False, False], [False, True, False, False, False]]
-    assert track.tolist() == [[0, -1, 1, -1, -1], [-1, 1, -1, -1, -1]]  # track 2 is not in the window: let go
-    head.track_drop, head.track_false_positive = 1.0, 1.0
-    keep, _ = head.carried_queries(assigned, present, scores, detect=4, train=True)
-    assert keep.tolist() == [[False, True, False, False, False], [False, False, False, True, False]]  # only the best free detect query
-
-
-def test_link_loss_is_low_when_the_embeddings_tell_the_tracks_apart_and_high_when_they_swap_them():
-    import torch.nn.functional as F
-
-    head = adapter()
-    before = F.normalize(torch.eye(4)[None, :3], dim=-1)  # three queries, one direction each
-    assigned_before = torch.tensor([[5, 7, -1]])
-    right = before[:, [1, 0, 2]]  # the next window's queries in another order, same tracks
-    assigned_after = torch.tensor([[7, 5, -1]])
-    low = head.link_loss(before, assigned_before, right, assigned_after)
-    swapped = head.link_loss(before, assigned_before, before[:, [0, 1, 2]], assigned_after)
-    assert low < 0.01 and swapped > 5.0
-    alone = head.link_loss(before, torch.tensor([[5, -1, -1]]), right, torch.tensor([[6, -1, -1]]))
-    assert alone == 0.0  # no track in both windows: nothing to tell apart
+    assert assigned[:, 1].tolist() == [0, 0]
+    assert losses["num_matches"] == tracks.valid.sum() + 2  # every track by a detect query, and two carried

@@ -129,35 +129,19 @@ def test_denoising_queries_need_a_model_built_for_them():
         run_model(model, torch.randn(1, 2, 3, 64, 96), denoising=queries)
 
 
-def test_track_queries_follow_the_detect_queries_and_empty_slots_change_nothing():
-    from scene_model.models.scene_model import TrackQueries
+def test_carried_queries_follow_the_detect_queries_and_empty_slots_change_nothing():
+    from scene_model.models.scene_model import CarriedQueries
 
-    model = tiny_model(num_classes=2, box_pool=0, track_queries=True).eval()
+    model = tiny_model(num_classes=2, box_pool=0).eval()
     frames = torch.randn(2, 3, 3, 64, 96)
     content = torch.randn(2, 2, 32)
     boxes = torch.tensor([[[0.3, 0.5, 0.1, 0.3], [0.7, 0.5, 0.1, 0.3]]] * 2)
     padding = torch.tensor([[False, False], [False, True]])
-    tracks = TrackQueries(content, boxes, padding, torch.zeros(2, 2, dtype=torch.long))
-    changed = TrackQueries(content.clone(), boxes, padding, tracks.source)
+    tracks = CarriedQueries(content, boxes, padding, torch.zeros(2, 2, dtype=torch.long))
+    changed = CarriedQueries(content.clone(), boxes, padding, tracks.source)
     changed.content[1, 1] = torch.randn(32) * 5  # an empty slot
     with torch.no_grad():
         out, other = run_model(model, frames, tracks=tracks), run_model(model, frames, tracks=changed)
     assert out["bbox_center"].shape == (2, 3, 6 + 2, 2) and out["hidden"].shape == (2, 3, 8, 32)
     assert torch.allclose(out["bbox_center"][1, :, :7], other["bbox_center"][1, :, :7], atol=1e-5)
     assert torch.allclose(out["exist_logit"][0], other["exist_logit"][0])
-
-
-def test_carry_packs_the_kept_queries_in_order_with_their_last_frame_box():
-    model = tiny_model(box_pool=0, track_queries=True).eval()
-    with torch.no_grad():
-        out = run_model(model, torch.randn(2, 3, 3, 64, 96))
-        keep = torch.zeros(2, 6, dtype=torch.bool)
-        keep[0, [4, 1]] = True
-        keep[1, 3] = True
-        tracks = model.carry(out, torch.tensor([2, 1]), keep)
-    assert tracks.source.tolist() == [[1, 4], [3, 0]] and tracks.padding.tolist() == [[False, False], [False, True]]
-    assert torch.equal(tracks.boxes[0, 1], torch.cat([out["bbox_center"][0, 2, 4], out["bbox_size"][0, 2, 4]]))
-    assert torch.equal(tracks.boxes[1, 0], torch.cat([out["bbox_center"][1, 1, 3], out["bbox_size"][1, 1, 3]]))
-    assert torch.allclose(tracks.content[0, 0], model.track_update(out["hidden"][0, 2, 1]), atol=1e-6)
-    with pytest.raises(ConfigError, match="model.track_queries=true"):
-        tiny_model(box_pool=0).carry(out, torch.tensor([2, 1]), keep)

@@ -72,15 +72,15 @@ def test_a_fresh_run_refuses_to_overwrite_earlier_checkpoints(trained):
 
 
 def test_non_finite_losses_in_a_row_stop_with_the_batch_named(tiny_root, tmp_path, monkeypatch, caplog):
-    original = HeadAdapter.compute_loss
+    original = HeadAdapter.losses_and_assignment
 
     def nan_when_training(self, *args, **kwargs):
-        losses = original(self, *args, **kwargs)
+        losses, assigned = original(self, *args, **kwargs)
         if torch.is_grad_enabled():
             losses["total"] = losses["total"] * math.nan
-        return losses
+        return losses, assigned
 
-    monkeypatch.setattr(HeadAdapter, "compute_loss", nan_when_training)
+    monkeypatch.setattr(HeadAdapter, "losses_and_assignment", nan_when_training)
     cfg = compose_config(tiny_overrides(tiny_root) + ["training.max_bad_steps=2"], tmp_path / "run")
     with caplog.at_level(logging.WARNING), pytest.raises(DivergenceError) as caught:
         train(cfg)

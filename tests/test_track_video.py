@@ -141,7 +141,7 @@ def test_a_video_is_tracked_as_evaluation_tracks_its_frames(trained, video, tmp_
     record = SequenceRecord.load(seq_dir, require_gt=False, class_ids=(1,))
     dataset = ClipDataset.evaluation([record], datamodule.clip_len, datamodule.eval_transform, datamodule.val_stride, False)
     windows = DataLoader(dataset, batch_size=datamodule.eval_batch_size, collate_fn=collate_tracking)
-    expected = tracker.track(run.module.predict, windows, ["clip"])["clip"]
+    expected = tracker.track(run.module.predict, windows, ["clip"], run.module.association)["clip"]
     text = (out / "clip.txt").read_text()
     assert len(expected) >= 32 and text == format_rows(expected)
     boxes = np.loadtxt(out / "clip.txt", delimiter=",", ndmin=2)
@@ -326,7 +326,7 @@ def test_track_source_counts_frames_without_a_progress_bar(trained, tmp_path):
     source = open_source(faststart_mp4(tmp_path / "clip.mp4", 7))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        done = track_source(source, run.module.predict, run.datamodule, tracker, tmp_path / "out", video=False, progress=False)
+        done = track_source(source, run.module.predict, run.module.association, run.datamodule, tracker, tmp_path / "out", video=False, progress=False)
     assert done.frames == 7 and done.results.is_file()
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from scene_model.association.iou import IouLink
 from scene_model.tracking.linker import TrackLinker, duplicates
 from scene_model.tracking.options import TrackerOptions
 
@@ -44,7 +45,7 @@ def always(value=0.9):
 
 def test_ids_follow_objects_when_query_slots_change_between_windows():
     objects = {"a": (moving(2, 0), always()), "b": (moving(-2, 200), always())}
-    linker = TrackLinker()
+    linker = TrackLinker(TrackerOptions(), IouLink())
     rows = run(linker, [window([1, 2, 3, 4], objects, slots=[0, 1]), window([4, 5, 6, 7], objects, slots=[3, 0])])
     assert sorted(rows[:, 0].astype(int).tolist()) == sorted([1, 2, 3, 4, 5, 6, 7] * 2)  # every frame once
     first, last = ids_by_x(rows, 1), ids_by_x(rows, 7)
@@ -57,7 +58,7 @@ def test_an_object_entering_later_gets_a_new_id_from_its_first_confident_frame()
         "a": (moving(1, 0), always()),
         "late": (moving(0, 100), lambda f: 0.0 if f < 6 else (0.4 if f == 6 else 0.8)),
     }
-    linker = TrackLinker(TrackerOptions(start_threshold=0.5, keep_threshold=0.3))
+    linker = TrackLinker(TrackerOptions(start_threshold=0.5, keep_threshold=0.3), IouLink())
     rows = run(linker, [window([1, 2, 3, 4], objects), window([4, 5, 6, 7, 8], objects)])
     late = rows[rows[:, 2] == 100]
     assert late[:, 0].tolist() == [7, 8]  # frame 6 (0.4) is below start_threshold
@@ -66,7 +67,7 @@ def test_an_object_entering_later_gets_a_new_id_from_its_first_confident_frame()
 
 def test_a_running_track_keeps_boxes_down_to_keep_threshold_and_drops_weaker_ones():
     scores = {1: 0.9, 2: 0.35, 3: 0.2, 4: 0.9}
-    rows = run(TrackLinker(TrackerOptions(start_threshold=0.5, keep_threshold=0.3)), [window([1, 2, 3, 4], {"a": (moving(0, 10), scores.get)})])
+    rows = run(TrackLinker(TrackerOptions(start_threshold=0.5, keep_threshold=0.3), IouLink()), [window([1, 2, 3, 4], {"a": (moving(0, 10), scores.get)})])
     assert rows[:, 0].tolist() == [1, 2, 4]
     assert rows[:, 6].tolist() == pytest.approx([0.9, 0.35, 0.9])
 
@@ -76,13 +77,13 @@ def test_an_invisible_object_keeps_its_id_for_max_lost_frames(max_lost, same_id)
     hidden = lambda f: 0.0 if 4 <= f <= 7 else 0.9  # noqa: E731 - four frames occluded
     objects = {"a": (moving(1, 0), hidden)}
     windows = [window(range(s, s + 3), objects) for s in (1, 3, 5, 7, 9)]
-    rows = run(TrackLinker(TrackerOptions(max_lost=max_lost)), windows)
+    rows = run(TrackLinker(TrackerOptions(max_lost=max_lost), IouLink()), windows)
     assert rows[:, 0].tolist() == [1, 2, 3, 8, 9, 10, 11]
     assert (len(set(rows[:, 1])) == 1) == same_id
 
 
 def test_a_query_that_disagrees_on_the_shared_frame_is_not_linked():
-    linker = TrackLinker(TrackerOptions(link_iou=0.3))
+    linker = TrackLinker(TrackerOptions(link_iou=0.3), IouLink())
     first = linker.step(*window([1, 2, 3, 4], {"a": (moving(0, 0), always())}))
     second = linker.step(*window([4, 5, 6], {"a": (moving(0, 150), always())}))
     assert set(first[:, 1]) == {1} and set(second[:, 1]) == {2}
@@ -90,7 +91,7 @@ def test_a_query_that_disagrees_on_the_shared_frame_is_not_linked():
 
 def test_the_confident_duplicate_carries_the_track():
     objects = {"weak": (moving(1, 0), always(0.05)), "strong": (moving(1, 0), always(0.9))}
-    linker = TrackLinker()
+    linker = TrackLinker(TrackerOptions(), IouLink())
     linker.step(*window([1, 2, 3], {"a": (moving(1, 0), always())}))
     rows = linker.step(*window([3, 4, 5], objects))
     assert set(rows[:, 1]) == {1} and rows[:, 6].tolist() == pytest.approx([0.9, 0.9])
@@ -101,7 +102,7 @@ def test_the_present_query_carries_the_track_over_a_near_empty_one_that_overlaps
     the track from the query that is there (IoU 0.67, score 0.9): the track would vanish and the
     object would get a new id."""
     objects = {"empty": (moving(1, 0), always(0.05)), "present": (lambda f: f + 4 if f >= 3 else f, always(0.9))}
-    linker = TrackLinker()
+    linker = TrackLinker(TrackerOptions(), IouLink())
     linker.step(*window([1, 2, 3], {"a": (moving(1, 0), always())}))
     rows = linker.step(*window([3, 4, 5], objects))
     assert set(rows[:, 1]) == {1} and rows[:, 6].tolist() == pytest.approx([0.9, 0.9])
@@ -111,11 +112,11 @@ def test_a_duplicate_query_in_a_window_is_dropped_and_neighbours_are_kept():
     """Two queries on one object (IoU 0.82) write one track, the stronger; two objects whose boxes
     touch (IoU 0.18) stay two tracks; nms_iou=1 keeps the near duplicate."""
     strong, weak = (moving(1, 0), always(0.9)), (lambda f: f + 2, always(0.7))
-    rows = TrackLinker().step(*window([1, 2, 3], {"strong": strong, "weak": weak}))
+    rows = TrackLinker(TrackerOptions(), IouLink()).step(*window([1, 2, 3], {"strong": strong, "weak": weak}))
     assert set(rows[:, 1]) == {1} and rows[:, 6].tolist() == pytest.approx([0.9] * 3)
-    rows = TrackLinker().step(*window([1, 2, 3], {"a": strong, "b": (lambda f: f + 14, always(0.7))}))
+    rows = TrackLinker(TrackerOptions(), IouLink()).step(*window([1, 2, 3], {"a": strong, "b": (lambda f: f + 14, always(0.7))}))
     assert len(set(rows[:, 1])) == 2
-    rows = TrackLinker(TrackerOptions(nms_iou=1.0)).step(*window([1, 2, 3], {"strong": strong, "weak": weak}))
+    rows = TrackLinker(TrackerOptions(nms_iou=1.0), IouLink()).step(*window([1, 2, 3], {"strong": strong, "weak": weak}))
     assert len(set(rows[:, 1])) == 2
     dropped = duplicates(*window([1, 2], {"strong": strong, "weak": weak})[1:], 0.3)
     assert dropped[:2].tolist() == [False, True]  # (the two empty corner queries are copies of each other too)
@@ -135,7 +136,7 @@ def crossing_windows():
 
 @pytest.mark.parametrize(("height_scale", "swapped"), [(0.1, False), (0.0, True)])
 def test_at_a_crossing_the_height_of_the_track_decides_the_link(height_scale, swapped):
-    rows = run(TrackLinker(TrackerOptions(height_scale=height_scale, nms_iou=1.0)), crossing_windows())
+    rows = run(TrackLinker(TrackerOptions(height_scale=height_scale, nms_iou=1.0), IouLink()), crossing_windows())
     ids_by_height = lambda frame: {round(r[5]): int(r[1]) for r in rows if r[0] == frame}  # noqa: E731
     assert ids_by_height(1) == {40: 1, 60: 2}
     assert ids_by_height(5) == ({40: 2, 60: 1} if swapped else {40: 1, 60: 2})
@@ -148,19 +149,5 @@ def test_a_neighbour_below_link_iou_cannot_outbid_the_track_s_own_query():
     first = (np.array([1, 2, 3]), torch.tensor([[[0.0, 50.0, 20.0, 90.0]]] * 3), torch.full((3, 1), 0.9))
     own, neighbour = [0.0, 36.0, 20.0, 90.0], [18.0, 50.0, 38.0, 90.0]
     second = (np.array([3, 4, 5]), torch.tensor([[own, neighbour]] * 3), torch.full((3, 2), 0.9))
-    rows = run(TrackLinker(), [first, second])
+    rows = run(TrackLinker(TrackerOptions(), IouLink()), [first, second])
     assert ids_by_x(rows, 5) == {0: 1, 18: 2}
-
-
-def test_with_link_embeddings_the_learned_affinity_decides_the_crossing():
-    """The crossing where IoU alone swaps the ids (see above, height_scale=0): embeddings that say which
-    new query is which dancer keep them, and embeddings that say the opposite swap them."""
-    (f1, b1, s1), (f2, b2, s2) = crossing_windows()
-    a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
-    first = torch.stack([torch.stack([a, b])] * 2)  # [2 frames (first, last), 2 queries, e]
-    for second_order, expected in (((a, b), {40: 1, 60: 2}), ((b, a), {40: 2, 60: 1})):
-        second = torch.stack([torch.stack(list(second_order))] * 2)
-        linker = TrackLinker(TrackerOptions(height_scale=0.0, nms_iou=1.0))
-        rows = np.concatenate([linker.step(f1, b1, s1, embeddings=first), linker.step(f2, b2, s2, embeddings=second)])
-        by_height = {round(r[5]): int(r[1]) for r in rows if r[0] == 5}
-        assert by_height == expected

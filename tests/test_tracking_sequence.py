@@ -7,6 +7,7 @@ import pytest
 import torch
 from torchvision.ops import box_convert
 
+from scene_model.association.iou import IouLink
 from scene_model.data.dataset import ClipDataset
 from scene_model.errors import ConfigError
 from scene_model.tools.oracle import main as oracle_main
@@ -91,7 +92,7 @@ def test_ground_truth_windows_track_to_hota_100(tiny_root, tmp_path, stride, shu
     split = dm.eval_split("val")
     records = split.sequences
     tracker = SequenceTracker(TrackerOptions(interpolate=False, smooth_sigma=0.0))  # linking alone
-    results = tracker.track(oracle_predict(NUM_QUERIES, shuffle=shuffle), dm.eval_windows(split), list(split.lengths))
+    results = tracker.track(oracle_predict(NUM_QUERIES, shuffle=shuffle), dm.eval_windows(split), list(split.lengths), IouLink())
     for record in records:
         rows = results[record.info.name]
         assert len(rows) == len(record.gt)  # every gt box once: no frame written twice
@@ -110,7 +111,7 @@ def test_hota_falls_as_the_boxes_get_noisier(tiny_root, tmp_path):
     windows = list(dm.eval_windows(split))
     hota = []
     for jitter in (0.0, 0.05, 0.15):
-        results = tracker.track(oracle_predict(NUM_QUERIES, jitter=jitter), windows, [records[0].info.name])
+        results = tracker.track(oracle_predict(NUM_QUERIES, jitter=jitter), windows, [records[0].info.name], IouLink())
         hota.append(evaluate_mot(tiny_root / "val", write_results(tmp_path / "val", results)).combined["HOTA"])
     assert hota[0] == pytest.approx(100.0, abs=1e-3) and hota[0] > hota[1] > hota[2] > 20.0, hota
 
@@ -127,7 +128,7 @@ def test_a_blind_model_yields_empty_results_and_zero_hota(tiny_root, tmp_path):
         outputs["exist_conf"] = torch.zeros_like(outputs["exist_conf"])
         return outputs
 
-    results = tracker.track(blind, dm.eval_windows(split), [records[0].info.name])
+    results = tracker.track(blind, dm.eval_windows(split), [records[0].info.name], IouLink())
     assert results[records[0].info.name].shape == (0, 7)
     combined = evaluate_mot(tiny_root / "val", write_results(tmp_path / "val", results)).combined
     assert combined["HOTA"] == 0.0 and combined["FN"] == len(records[0].gt)
@@ -144,7 +145,7 @@ def test_default_evaluation_windows_share_one_frame(tiny_root):
 
 
 def oracle_hota(split, windows, tracker, out, **noise):
-    results = tracker.track(oracle_predict(NUM_QUERIES, seed=3, **noise), windows, list(split.lengths))
+    results = tracker.track(oracle_predict(NUM_QUERIES, seed=3, **noise), windows, list(split.lengths), IouLink())
     return evaluate_mot(split.directory, write_results(out, results), sequences=split.lengths).combined
 
 
@@ -182,8 +183,8 @@ def test_linking_takes_windows_in_any_order_and_once(tiny_root):
     oracle = oracle_predict(NUM_QUERIES, seed=1)
     windows = [w for batch in dm.eval_windows(split) for w in window_predictions(oracle(batch), batch)]
     tracker = SequenceTracker()
-    ordered = tracker.link(windows, list(split.lengths))
-    shuffled = tracker.link(windows[::-1] + windows[:2], list(split.lengths))
+    ordered = tracker.link(windows, list(split.lengths), IouLink())
+    shuffled = tracker.link(windows[::-1] + windows[:2], list(split.lengths), IouLink())
     for name in split.lengths:
         np.testing.assert_array_equal(ordered[name], shuffled[name])
         assert len(ordered[name]) == len(split.sequences[0].gt)

@@ -7,6 +7,7 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
+from scene_model.association.iou import IouLink
 from scene_model.errors import ConfigError
 from scene_model.runtime.run import train
 from scene_model.tools import threshold_sweep
@@ -41,7 +42,7 @@ def test_a_timid_model_scores_zero_at_the_defaults_and_well_at_the_threshold_it_
 
     windows = [w for batch in dm.eval_windows(split) for w in window_predictions(timid(batch), batch)]
     exact = TrackerOptions(smooth_sigma=0.0)  # ground truth boxes as they are
-    rows = sweep_thresholds(lambda tracker: tracker.link(windows, list(split.lengths)), split.lengths, split.directory,
+    rows = sweep_thresholds(lambda tracker: tracker.link(windows, list(split.lengths), IouLink()), split.lengths, split.directory,
                             [(0.5, 0.3), (0.2, 0.1)], exact)
     assert rows[0].metrics["HOTA"] == 0.0
     assert rows[1].metrics["HOTA"] == pytest.approx(100.0, abs=1e-3)

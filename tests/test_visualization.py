@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from scene_model.models.head import prediction_scores
 from scene_model.tracking.drawing import render_clip
-from scene_model.tracking.predictions import prediction_scores
 
 
 def test_render_clip_draws_confident_boxes_only():

@@ -52,3 +52,13 @@ class BBoxHead(nn.Module):
             "exist_logit": exist_logit,
         }
 
+
+def prediction_scores(outputs: dict[str, Tensor]) -> Tensor:
+    """Per query and frame, the one score the tracker thresholds: the existence probability (whether
+    the query's object is visible in that frame), float[..., Q].
+
+    It is trained with a plain BCE, so it reads as a probability and a threshold of 0.5 means what it
+    says; the focal-trained class head (whose probabilities focal loss keeps well below 1) says which
+    class. With one class the two estimate the same thing, and their product would square it.
+    """
+    return outputs["exist_conf"].squeeze(-1)

@@ -7,14 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from scene_model.boxes import output_boxes
 from scene_model.errors import ConfigError
 from scene_model.models.backbone import STEM, Backbone
 from scene_model.models.box_pooling import BoxPooling
-from scene_model.models.head import MLP, BBoxHead
+from scene_model.models.head import BBoxHead
 from scene_model.models.proposals import ProposalHead, select_queries
 from scene_model.models.transformer import SpaceTimeTransformer, sine_position_1d, sine_position_2d
 
@@ -70,9 +68,10 @@ class EncodedClip:
 
 
 @dataclass
-class TrackQueries:
-    """Queries carried from a window into the next window of the same sequence (MOTR's track queries),
-    K per sample, decoded after the Q detect queries; each follows the object it followed before."""
+class CarriedQueries:
+    """Queries carried from a window into the next window of the same sequence (an association's, e.g.
+    MOTR's track queries), K per sample, decoded after the Q detect queries, each starting from its
+    content and box."""
 
     content: Tensor  # float[B, K, d]
     boxes: Tensor  # float[B, K, 4] (cx, cy, w, h) in 0..1: the box on the frame the windows share
@@ -92,23 +91,6 @@ class DenoisingQueries:
     labels: Tensor  # long[B, D]
     attn_mask: Tensor  # bool[Q + D, Q + D], True = may not attend
     padding: Tensor  # bool[B, D], True = an empty slot (batch padding), attended by no query
-
-
-# Temperature of the link embeddings' similarities (cosine / LINK_TEMPERATURE): trained with it
-# (HeadAdapter.link_loss) and linked with it (tracking.linker).
-LINK_TEMPERATURE = 0.1
-
-
-class TrackUpdate(nn.Module):
-    """hidden [..., d] -> the content a track query starts the next window with: LayerNorm(h + MLP(h))."""
-
-    def __init__(self, d_model: int) -> None:
-        super().__init__()
-        self.mlp = MLP(d_model, d_model, d_model, 2)
-        self.norm = nn.LayerNorm(d_model)
-
-    def forward(self, hidden: Tensor) -> Tensor:
-        return self.norm(hidden + self.mlp(hidden))
 
 
 def canvas_padding(image_sizes: Tensor, canvas: tuple[int, int], feature: tuple[int, int]) -> Tensor:
@@ -151,8 +133,6 @@ class SceneModel(nn.Module):
         two_stage: bool,
         box_pool: int,
         box_stage: int,
-        track_queries: bool,
-        link_dim: int,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -175,11 +155,6 @@ class SceneModel(nn.Module):
         # that no parameter goes without a gradient (DDP) when denoising is off.
         self.label_embed = nn.Embedding(num_classes, d_model) if denoising else None
         self.head = BBoxHead(d_model, num_classes)
-        # Track queries: a window's queries go on into the next window; their state passes through this
-        # update (MOTR's query interaction, reduced to a residual MLP).
-        self.track_update = TrackUpdate(d_model) if track_queries else None
-        # Link embeddings: a query's identity in each frame, compared across windows on the frame they share.
-        self.link_embed = MLP(d_model, d_model, link_dim, 2) if link_dim > 0 else None
         # Box features (box_pool > 0): every decoder layer pools its boxes from backbone stage box_stage.
         self.box_stage = box_stage
         self.box_proj = self.box_pooling = None
@@ -251,20 +226,19 @@ class SceneModel(nn.Module):
         padding_mask: Tensor | None = None,
         frame_indices: Tensor | None = None,
         denoising: DenoisingQueries | None = None,
-        tracks: TrackQueries | None = None,
+        tracks: CarriedQueries | None = None,
     ) -> dict[str, Any]:
         """The space-time decoder over the T frames of ``clip`` (a window of an encoded clip):
         padding_mask bool[B,T] (True = padded frame), frame_indices long[B,T] (the frames' numbers in
         their sequence: the time encoding follows the real frame interval; None: consecutive frames).
 
         The N = Q + K matching queries are the Q detect queries (their initial boxes from the encoder's
-        proposals) and the K ``tracks`` carried from the previous window of the same sequence (MOTR's
-        track queries: each starts from its carried content and box and follows its object).
+        proposals) and the K ``tracks`` carried from the previous window of the same sequence by an
+        association (``scene_model.association``; each starts from its carried content and box).
 
         Outputs: bbox_center [B,T,N,2], bbox_size [B,T,N,2], cls_logits [B,T,N,C], exist_conf and
-        exist_logit [B,T,N,1], hidden [B,T,N,d] (the last decoder layer's queries, what ``carry``
-        takes on), with ``link_dim`` > 0 ``embedding`` [B,T,N,link_dim] (unit length: what links a
-        query to the previous window's on the frame they share), and ``aux``: the same dicts for the earlier decoder layers. Two-stage models add
+        exist_logit [B,T,N,1], hidden [B,T,N,d] (the last decoder layer's queries, what an association
+        reads), and ``aux``: the same dicts for the earlier decoder layers. Two-stage models add
         ``enc``: the encoder's proposals, bbox_center, bbox_size [B,T,S,2] and cls_logits [B,T,S,C] for
         the S feature cells. With ``denoising`` (D queries), ``dn`` holds the decoder's keys (and its
         ``aux``) for them, [B,T,D,...].
@@ -315,28 +289,9 @@ class SceneModel(nn.Module):
         )
         kept = [{k: v[:, :, :matching] for k, v in out.items()} for out in layers]
         outputs: dict[str, Any] = {**kept[-1], "aux": kept[:-1]}
-        if self.link_embed is not None:
-            outputs["embedding"] = F.normalize(self.link_embed(outputs["hidden"]), dim=-1)
         if proposals is not None:
             outputs["enc"] = proposals
         if denoising is not None:
             dn = [{k: v[:, :, matching:] for k, v in out.items() if k != "hidden"} for out in layers]
             outputs["dn"] = {**dn[-1], "aux": dn[:-1]}
         return outputs
-
-    def carry(self, outputs: dict[str, Any], frame: Tensor, keep: Tensor) -> TrackQueries:
-        """The track queries a window hands to the next one: for the queries ``keep`` bool[B,N] of each
-        sample, their last-layer state and box in frame ``frame`` long[B] (the frame the windows share),
-        packed to the front, K = the most kept in a sample (one host read of that count)."""
-        if self.track_update is None:
-            raise ConfigError("carrying queries into the next window needs a model built with model.track_queries=true")
-        batch, _, queries, dim = outputs["hidden"].shape
-        rows = torch.arange(batch, device=frame.device)
-        hidden = outputs["hidden"][rows, frame]  # [B,N,d]
-        boxes = output_boxes(outputs)[rows, frame].detach()  # [B,N,4]
-        count = int(keep.sum(1).max()) if keep.numel() else 0
-        order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices[:, :count]  # kept first, in query order
-        padding = torch.arange(count, device=keep.device)[None, :] >= keep.sum(1, keepdim=True)
-        gather = lambda x: torch.gather(x, 1, order[..., None].expand(-1, -1, x.shape[-1]))  # noqa: E731
-        content = self.track_update(gather(hidden))
-        return TrackQueries(content, gather(boxes), padding, order)

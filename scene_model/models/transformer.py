@@ -51,8 +51,8 @@ class Attention(nn.MultiheadAttention):
     backward up to 10x), while the rest of the model gains from bf16 (``bench/precision.py``). On a GPU it
     follows autocast."""
 
-    def __init__(self, d_model: int, nhead: int, dropout: float) -> None:
-        super().__init__(d_model, nhead, dropout=dropout, batch_first=True)
+    def __init__(self, d_model: int, nhead: int, dropout: float, add_zero_attn: bool = False) -> None:
+        super().__init__(d_model, nhead, dropout=dropout, batch_first=True, add_zero_attn=add_zero_attn)
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor, **kwargs) -> tuple[Tensor, Tensor | None]:
         if query.device.type == "cpu" and torch.is_autocast_enabled("cpu"):

@@ -32,17 +32,23 @@ class ConfigLoader:
         resolve_precision(cfg)
 
     def build_datamodule(self) -> L.LightningDataModule:
-        return instantiate(self.cfg.data)
+        """The ``data`` group; its training samples are chains of the association's ``chain_len`` windows."""
+        return instantiate(self.cfg.data, chain_len=self.chain_len())
+
+    def chain_len(self) -> int:
+        """Windows per training sample: the association's (``association.chain_len``; 1 without one)."""
+        return int(OmegaConf.select(self.cfg, "association.chain_len", default=1) or 1)
 
     def build_lit_module(self) -> SceneModelLightningModule:
-        """The ``module`` group, given the objects of the ``model``, ``head``, ``optimizer`` and
-        ``scheduler`` groups and the resolved run config (its one hyperparameter)."""
+        """The ``module`` group, given the objects of the ``model``, ``association``, ``head``, ``optimizer``
+        and ``scheduler`` groups and the resolved run config (its one hyperparameter)."""
         cfg = self.cfg
         return instantiate(
             cfg.module,
             _recursive_=False,  # the run config passed along holds _target_ nodes: they stay data
             _convert_="all",  # ... as plain dicts (a checkpoint loads with weights_only)
             model=instantiate(cfg.model),
+            association=instantiate(cfg.association),
             head_adapter=instantiate(cfg.head),
             optimizer=self.build_optimizer_factory(),
             scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,

@@ -54,7 +54,6 @@ KEY_RANGES: dict[str, str] = {
     "scheduler.milestones": "0..1",
     "scheduler.gamma": "> 0",
     "data.clip_len": ">= 1",
-    "data.chain_len": ">= 1",
     "data.extra_train_sets": ">= 0",
     "data.max_interval": ">= 1",
     "data.train_stride": ">= 1",
@@ -94,9 +93,19 @@ KEY_RANGES: dict[str, str] = {
     "head.weights.exist": ">= 0",
     "head.focal_alpha": "0..1",
     "head.focal_gamma": ">= 0",
-    "head.track_drop": "0..1",
-    "head.track_false_positive": "0..1",
-    "head.link_weight": ">= 0",
+    "association.chain_len": ">= 1",
+    "association.link_dim": ">= 1",
+    "association.weight": ">= 0",
+    "association.drop": "0..1",
+    "association.false_positive": "0..1",
+    "association.dim": ">= 1",
+    "association.layers": ">= 1",
+    "association.heads": ">= 1",
+    "association.vocabulary": ">= 1",
+    "association.history": ">= 1",
+    "association.occlusion": "0..1",
+    "association.switch": "0..1",
+    "association.id_threshold": "0..1",
     "head.denoise.num_groups": ">= 1",
     "head.denoise.box_noise_scale": ">= 0",
     "head.denoise.label_noise_ratio": "0..1",
@@ -135,7 +144,6 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"missing required value(s): {', '.join(missing)}; set them on the command line ({examples})")
     problems: dict[str, str] = {}
     _check_tracker(cfg, problems)
-    _check_chains(cfg, problems)
     _check_extra_sets(cfg, problems)
     _check_keys(cfg, problems)
     _check_targets(cfg, "", problems)
@@ -153,19 +161,6 @@ def _check_tracker(cfg: DictConfig, problems: dict[str, str]) -> None:
     except ConfigError as err:
         key, _, why = str(err).partition(": ")
         problems[key.split("=")[0]] = why
-
-
-def _check_chains(cfg: DictConfig, problems: dict[str, str]) -> None:
-    """Track queries and link embeddings are trained across windows: they need chains of two or more."""
-    chain = OmegaConf.select(cfg, "data.chain_len", default=None)
-    if not isinstance(chain, int) or chain >= 2 or not cfg.get("train", True):
-        return
-    why = f"is trained across the windows of a chain: set data.chain_len=2 or more (it is {chain})"
-    if OmegaConf.select(cfg, "model.track_queries", default=None) is True:
-        problems["model.track_queries"] = f"true {why}"
-    link_dim = OmegaConf.select(cfg, "model.link_dim", default=None)
-    if isinstance(link_dim, int) and not isinstance(link_dim, bool) and link_dim > 0:
-        problems["model.link_dim"] = f"{link_dim} {why}"
 
 
 def _check_extra_sets(cfg: DictConfig, problems: dict[str, str]) -> None:

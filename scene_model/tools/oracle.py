@@ -4,7 +4,8 @@
 slots drawn per window (a real model's slots carry no identity across windows), optionally degraded:
 box jitter (a fraction of the box size, drawn per frame) and missed boxes (existence 0). Where its
 object has no box, a query keeps the nearest box of the window, like a model following an occluded
-object. Tracked through the real ``SequenceTracker`` and scored with TrackEval:
+object. Tracked through the real ``SequenceTracker`` (windows linked by IoU and height, ``association=iou``:
+ground truth carries no learned features) and scored with TrackEval:
 
     python -m scene_model.tools.oracle data/synthetic_dancetrack --jitter 0 0.05 0.1 0.2 --miss 0 0.1
 """
@@ -17,12 +18,13 @@ from pathlib import Path
 
 import torch
 from hydra.errors import HydraException
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import Tensor
 
+from scene_model.association.iou import IouLink
 from scene_model.data.types import SceneBatch
 from scene_model.errors import ConfigError
+from scene_model.runtime.config_loader import ConfigLoader
 from scene_model.runtime.config_validation import validate_config
 from scene_model.tools.cli import ToolParser, tool_main
 from scene_model.tools.compose import compose_run_config, use_data_on_disk
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         raise ConfigError(f"--data: {str(err).splitlines()[0]}") from None
     use_data_on_disk(cfg, args.root)
     validate_config(OmegaConf.masked_copy(cfg, ["data"]))  # a value of the wrong type or out of range, named by its key
-    datamodule = instantiate(cfg.data)
+    datamodule = ConfigLoader(cfg).build_datamodule()
     split = datamodule.eval_split(args.split)
     check_overlap(datamodule.clip_len, datamodule.val_stride)
     tracker = SequenceTracker(OmegaConf.to_object(cfg.eval.tracker).replace(**flag_values(args)))
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for jitter, miss in itertools.product(args.jitter, args.miss):
             predict = oracle_predict(cfg.model.num_queries, jitter=jitter, miss=miss, seed=args.seed)
-            results = tracker.track(predict, batches, list(split.lengths))
+            results = tracker.track(predict, batches, list(split.lengths), IouLink())
             results_dir = write_results(Path(scratch) / "oracle", results)
             combined = evaluate_mot(split.directory, results_dir, sequences=split.lengths).combined
             cells = (f"{combined[c]:8.0f}" if c == "IDSW" else f"{combined[c]:8.1f}" for c in HEADLINE)

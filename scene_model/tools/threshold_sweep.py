@@ -67,14 +67,14 @@ def sweep_thresholds(
 
 
 def split_tracking(module: SceneModelLightningModule, datamodule: Any, split: EvalSplit) -> Callable[[SequenceTracker], dict]:
-    """How a tracker tracks ``split``: a model that carries track queries is run for each tracker (its
-    identities depend on the tracker's choices); otherwise the model runs once and each tracker links
-    the same window predictions."""
-    if module.carry is not None:
+    """How a tracker tracks ``split``: a model whose association carries queries is run for each tracker
+    (its identities depend on the tracker's choices); otherwise the model runs once and each tracker
+    links the same window predictions."""
+    if module.association.carries:
         return lambda tracker: module.track_split(datamodule, split, tracker)
     windows: list[WindowPrediction] = []
     module.track_split(datamodule, split, SequenceTracker(), observe=lambda batch, found: windows.extend(found))
-    return lambda tracker: tracker.link(windows, list(split.lengths))
+    return lambda tracker: tracker.link(windows, list(split.lengths), module.association)
 
 
 def threshold_pairs(starts: Sequence[float], keeps: Sequence[float]) -> list[tuple[float, float]]:

@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> TrackedSource:
             options = TrackerOptions.from_mapping(run.cfg.eval.tracker).replace(**flag_values(args))
             with run.module.cached_frames():  # the frame consecutive windows share is encoded once
                 done = track_source(
-                    source, run.module.predict, run.datamodule, SequenceTracker(options), args.out,
-                    video=not args.no_video, stride=args.stride, batch_size=args.batch_size, carry=run.module.carry,
+                    source, run.module.predict, run.module.association, run.datamodule, SequenceTracker(options), args.out,
+                    video=not args.no_video, stride=args.stride, batch_size=args.batch_size,
                 )
     except ShortVideoError as err:
         raise ShortVideoError(f"{err}; --allow-short tracks the frames decoded") from None

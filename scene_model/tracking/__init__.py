@@ -3,7 +3,6 @@
 from scene_model.tracking.linker import TrackLinker
 from scene_model.tracking.mot_results import read_results, write_results, zip_results
 from scene_model.tracking.options import TrackerOptions
-from scene_model.tracking.predictions import prediction_scores
 from scene_model.tracking.sequence_tracker import SequenceTracker
 from scene_model.tracking.trackeval_metrics import HEADLINE, MotEvaluation, evaluate_mot, gt_sequences
 
@@ -15,7 +14,6 @@ __all__ = [
     "TrackLinker",
     "evaluate_mot",
     "gt_sequences",
-    "prediction_scores",
     "read_results",
     "write_results",
     "zip_results",

@@ -10,17 +10,7 @@ from torch import Tensor
 
 from scene_model.boxes import image_scale, output_boxes, to_pixels
 from scene_model.data.types import SceneBatch
-
-
-def prediction_scores(outputs: dict[str, Tensor]) -> Tensor:
-    """Per query and frame, the one score the tracker thresholds: the existence probability (whether
-    the query's object is visible in that frame), float[..., Q].
-
-    It is trained with a plain BCE, so it reads as a probability and a threshold of 0.5 means what it
-    says; the focal-trained class head (whose probabilities focal loss keeps well below 1) says which
-    class. With one class the two estimate the same thing, and their product would square it.
-    """
-    return outputs["exist_conf"].squeeze(-1)
+from scene_model.models.head import prediction_scores
 
 
 def pixel_scale(batch: SceneBatch) -> tuple[Tensor, Tensor]:
@@ -34,13 +24,14 @@ def pixel_scale(batch: SceneBatch) -> tuple[Tensor, Tensor]:
 
 @dataclass
 class WindowPrediction:
-    """What the tracker keeps of one window: its frames and every query's box and score there."""
+    """What the tracker keeps of one window: its frames and every query's box and score there, and what
+    the association keeps of each query (``Association.window_features``)."""
 
     sequence: str
     frames: np.ndarray  # int64[T'], 1-based, increasing (padded frames left out)
-    boxes: Tensor  # float[T', Q, 4] (x1, y1, x2, y2) pixels of the original images, on the CPU
-    scores: Tensor  # float[T', Q], on the CPU
-    embeddings: Tensor | None = None  # float[2, Q, e]: link embeddings on the first and last frame (a model with them)
+    boxes: Tensor  # float[T', N, 4] (x1, y1, x2, y2) pixels of the original images, on the CPU
+    scores: Tensor  # float[T', N], on the CPU
+    features: Tensor | None = None  # float[N, f], on the CPU
 
     @property
     def key(self) -> tuple[str, int]:
@@ -48,13 +39,13 @@ class WindowPrediction:
         return self.sequence, int(self.frames[0]) if len(self.frames) else 0
 
 
-def window_predictions(outputs: dict[str, Tensor], batch: SceneBatch) -> list[WindowPrediction]:
-    """The model outputs of ``batch`` (boxes and scores, the ``aux`` outputs are not read), one
-    WindowPrediction per sample, brought to the CPU in one copy."""
+def window_predictions(outputs: dict[str, Tensor], batch: SceneBatch, features: Tensor | None = None) -> list[WindowPrediction]:
+    """The model outputs of ``batch`` (boxes and scores, the ``aux`` outputs are not read) and the
+    association's ``features`` float[B, N, f], one WindowPrediction per sample, brought to the CPU in one copy."""
     parts = [output_boxes(outputs), prediction_scores(outputs)[..., None]]
-    with_embeddings = "embedding" in outputs
-    if with_embeddings:
-        parts.append(outputs["embedding"])
+    frames_count = parts[0].shape[1]
+    if features is not None:
+        parts.append(features[:, None].expand(-1, frames_count, -1, -1))
     host = torch.cat([p.to(parts[0].dtype) for p in parts], dim=-1).float().cpu()
     scale, limits = pixel_scale(batch)
     boxes = to_pixels(host[..., :4], scale[:, None, None, :], limits[:, None, None, :])
@@ -64,9 +55,6 @@ def window_predictions(outputs: dict[str, Tensor], batch: SceneBatch) -> list[Wi
         # Frame numbers from the host-side targets (-1 = padded frame): the device copies are not read.
         frames = np.array([target.frame_index for target in batch.targets[b]], dtype=np.int64)
         valid = torch.from_numpy(frames >= 0)
-        embeddings = None
-        if with_embeddings:
-            kept = host[b][valid][..., 5:]
-            embeddings = torch.stack([kept[0], kept[-1]]) if len(kept) else None
-        windows.append(WindowPrediction(name, frames[valid.numpy()], boxes[b][valid], scores[b][valid], embeddings))
+        kept = host[b, 0, :, 5:] if features is not None else None
+        windows.append(WindowPrediction(name, frames[valid.numpy()], boxes[b][valid], scores[b][valid], kept))
     return windows

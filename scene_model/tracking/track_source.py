@@ -17,12 +17,13 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from tqdm import tqdm
 
+from scene_model.association.base import Association
 from scene_model.data.video import FrameSource
 from scene_model.errors import SceneModelError
 from scene_model.outputs import writable_dir, write_text_atomically
 from scene_model.tracking.drawing import draw_tracks
 from scene_model.tracking.mot_results import format_rows
-from scene_model.tracking.sequence_tracker import Carry, Predict, SequenceTracker, check_overlap
+from scene_model.tracking.sequence_tracker import Predict, SequenceTracker, check_overlap
 from scene_model.tracking.stream import stream_windows
 from scene_model.tracking.video_output import VideoWriter, rows_by_frame
 
@@ -62,6 +63,7 @@ def check_output_dir(out_dir: Path) -> Path:
 def track_source(
     source: FrameSource,
     predict: Predict,
+    association: Association,
     datamodule: Any,
     tracker: SequenceTracker,
     out_dir: Path,
@@ -69,13 +71,12 @@ def track_source(
     progress: bool = True,
     stride: int | None = None,
     batch_size: int | None = None,
-    carry: Carry | None = None,
 ) -> TrackedSource:
-    """Track ``source`` with ``predict`` (a module's ``predict``) and write ``<name>.txt`` (and
-    ``<name>.mp4``) into ``out_dir``. ``datamodule`` gives the run's windows (``clip_len``, evaluation
-    transform); windows every ``stride`` frames (default: ``data.val_stride``), ``batch_size`` per
-    forward pass (default: ``data.eval_batch_size``; one with ``carry``, a model's track queries, which
-    go from each window into the next). ``out_dir`` is created and checked for writing before the first
+    """Track ``source`` with ``predict`` (a module's ``predict``) and its ``association`` and write
+    ``<name>.txt`` (and ``<name>.mp4``) into ``out_dir``. ``datamodule`` gives the run's windows
+    (``clip_len``, evaluation transform); windows every ``stride`` frames (default: ``data.val_stride``),
+    ``batch_size`` per forward pass (default: ``data.eval_batch_size``; one for an association that
+    carries queries from each window into the next). ``out_dir`` is created and checked for writing before the first
     frame is read."""
     check_output_dir(out_dir)
     info = source.info
@@ -88,9 +89,9 @@ def track_source(
         frames = Counted(source.frames(geometry), bar)
         windows = stream_windows(
             iter(frames), info.name, (info.height, info.width), clip_len,
-            stride, datamodule.eval_transform, geometry, 1 if carry is not None else batch_size or datamodule.eval_batch_size,
+            stride, datamodule.eval_transform, geometry, 1 if association.carries else batch_size or datamodule.eval_batch_size,
         )
-        rows = tracker.track(predict, windows, [info.name], carry)[info.name]
+        rows = tracker.track(predict, windows, [info.name], association)[info.name]
     num_frames = frames.count
     if num_frames == 0:
         raise SceneModelError(f"{source.path} holds no frame")

@@ -12,18 +12,16 @@ times the number of groups), reported as ``dn_cls`` ... and added to ``total``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import box_convert, sigmoid_focal_loss
 
+from scene_model.association.base import CarriedTargets
 from scene_model.boxes import output_boxes
 from scene_model.data.types import TrackTargets
+from scene_model.distributed import mean_over_ranks
 from scene_model.errors import ConfigError
-from scene_model.models.scene_model import LINK_TEMPERATURE
 from scene_model.training.denoiser import DenoisingState, DinoDenoiser
 from scene_model.training.matcher import HungarianMatcher
 
@@ -32,22 +30,6 @@ MATCHED_KEYS = ("bbox_center", "bbox_size", "cls_logits")  # what the matcher re
 DN_TERMS = tuple(f"dn_{name}" for name in LOSS_TERMS)
 # Weighted sums logged next to the final layer's terms: the earlier decoder layers and the proposals.
 GROUP_TERMS = ("aux", "enc")
-LINK_TERMS = ("link",)  # across the windows of a chain (link embeddings)
-
-
-@dataclass
-class CarriedTargets:
-    """What the K track queries of a window must follow: the track each was given in the window
-    before (-1: none, a false positive that must vanish) and which slots are real."""
-
-    track: Tensor  # long[B, K]
-    valid: Tensor  # bool[B, K]
-
-    def open_tracks(self, num_tracks: int) -> Tensor:
-        """bool[B, num_tracks]: tracks no track query follows, left to the detect queries."""
-        followed = torch.zeros(self.track.shape[0], num_tracks + 1, dtype=torch.bool, device=self.track.device)
-        followed.scatter_(1, torch.where(self.track >= 0, self.track, num_tracks), True)
-        return ~followed[:, :num_tracks]
 
 
 class HeadAdapter:
@@ -59,10 +41,6 @@ class HeadAdapter:
         focal_gamma: float,
         aux_loss: bool,
         denoise: DinoDenoiser | None,
-        track_drop: float,
-        track_false_positive: float,
-        track_exclusive: bool,
-        link_weight: float,
     ) -> None:
         self.matcher = matcher
         self.weights = dict(weights)
@@ -71,9 +49,6 @@ class HeadAdapter:
         self.focal_alpha, self.focal_gamma = focal_alpha, focal_gamma
         self.aux_loss = aux_loss
         self.denoiser = denoise
-        self.track_drop, self.track_false_positive = track_drop, track_false_positive
-        self.track_exclusive = track_exclusive
-        self.link_weight = link_weight
 
     @property
     def denoising(self) -> bool:
@@ -83,48 +58,6 @@ class HeadAdapter:
         """Denoising queries for a training step (None when ``head.denoise.enabled`` is false)."""
         return self.denoiser.make_noise(tracks, num_queries) if self.denoising else None
 
-    def link_loss(self, before: Tensor, assigned_before: Tensor, after: Tensor, assigned_after: Tensor) -> Tensor:
-        """Cross-entropy of telling, on the frame two consecutive windows share, which query of one
-        window is the track a query of the other follows (both ways; QDTrack-like, over all queries).
-
-        before float[B,N1,e], after float[B,N2,e]: the unit link embeddings of the two windows' queries
-        on the shared frame; assigned_* long[B,N]: each query's track (-1: none). A query counts when its
-        track has a query in the other window."""
-        with torch.autocast(before.device.type, enabled=False):
-            before, after = before.float(), after.float()
-            similarity = after @ before.transpose(1, 2) / LINK_TEMPERATURE  # [B,N2,N1]
-            same = (assigned_after[:, :, None] == assigned_before[:, None, :]) & (assigned_after >= 0)[:, :, None]
-            terms = []
-            for logits, pairs in ((similarity, same), (similarity.transpose(1, 2), same.transpose(1, 2))):
-                counted = pairs.any(-1)
-                loss = F.cross_entropy(logits.transpose(1, 2), pairs.float().argmax(-1), reduction="none")  # [B,N]
-                terms.append(torch.where(counted, loss, 0.0).sum() / _mean_over_ranks(counted.sum().float()).clamp(min=1.0))
-            return (terms[0] + terms[1]) / 2
-
-    def carried_queries(
-        self, assigned: Tensor, present: Tensor, scores: Tensor, detect: int, train: bool
-    ) -> tuple[Tensor, Tensor]:
-        """Which queries of a window go on into the next window of a chain, and the track each follows.
-
-        assigned long[B,N]: each query's track (``compute_loss``'s ``assigned``); present bool[B,K]: the
-        track is in the window; scores float[B,N]: each query's mean existence probability. Every query
-        given a track that is in the window goes on (a track query whose track is gone is let go). In
-        training each is dropped with probability ``track_drop`` (its object must then be found again by
-        a detect query), and with probability ``track_false_positive`` a sample also carries its
-        best-scoring detect query that was given no track, to follow nothing (it must learn to vanish),
-        as MOTR does. Returns (keep bool[B,N], track long[B,N], -1 for none)."""
-        follows = assigned >= 0
-        track = torch.where(follows & torch.gather(present, 1, assigned.clamp(min=0)), assigned, -1)
-        keep = track >= 0
-        if not train:
-            return keep, track
-        keep &= torch.rand(keep.shape, device=keep.device) >= self.track_drop
-        free = ~follows
-        free[:, detect:] = False
-        best = torch.where(free, scores, float("-inf")).argmax(1, keepdim=True)  # [B,1]
-        add = (torch.rand(best.shape, device=keep.device) < self.track_false_positive) & free.any(1, keepdim=True)
-        return keep.scatter(1, best, torch.gather(keep, 1, best) | add), track
-
     def compute_loss(
         self,
         outputs: dict,
@@ -133,37 +66,46 @@ class HeadAdapter:
         dn_state: DenoisingState | None = None,
         carried: CarriedTargets | None = None,
     ) -> dict[str, Tensor]:
-        """Returns {total, cls, bbox, giou, exist, num_matches, num_targets} (scalars) and ``assigned``
-        long[B, N]: the track each matching query of the final layer was given (-1: none); with
-        ``dn_state`` (and ``outputs["dn"]``) also {dn_cls, dn_bbox, dn_giou, dn_exist}.
+        """Returns {total, cls, bbox, giou, exist, num_matches, num_targets} (scalars); with ``dn_state``
+        (and ``outputs["dn"]``) also {dn_cls, dn_bbox, dn_giou, dn_exist}. See ``losses_and_assignment``."""
+        return self.losses_and_assignment(outputs, targets, padding_mask, dn_state, carried)[0]
 
-        With ``carried`` (K track queries after the Q detect queries), each track query keeps the
-        track it follows (present or not in this window: where it is not, it must say so); with
-        ``track_exclusive`` the detect queries are matched to the other tracks only (MOTR's assignment:
-        a detect query on a followed object must say "nothing"), else to every track, as in a window
-        without track queries (the tracker then drops a detect query that repeats a track query).
-        Matching and losses run in float32 with autocast off, whatever the training precision."""
+    def losses_and_assignment(
+        self,
+        outputs: dict,
+        targets: TrackTargets,
+        padding_mask: Tensor,
+        dn_state: DenoisingState | None = None,
+        carried: CarriedTargets | None = None,
+    ) -> tuple[dict[str, Tensor], Tensor]:
+        """The loss terms (``compute_loss``'s) and ``assigned`` long[B, N]: the track each matching query of
+        the final layer was given (-1: none), what an association's chain reads.
+
+        With ``carried`` (K carried queries after the Q detect queries, ``association.CarriedTargets``),
+        each carried query keeps the track it follows (present or not in this window: where it is not,
+        it must say so); the detect queries are matched to every track, as in a window without carried
+        queries (the tracker drops a detect query that repeats a carried one). Matching and losses run in
+        float32 with autocast off, whatever the training precision."""
         device = outputs["bbox_center"].device
         with torch.autocast(device.type, enabled=False):
             return self._compute_loss(_float32(outputs), targets, padding_mask, dn_state, carried)
 
-    def _compute_loss(self, outputs, targets, padding_mask, dn_state, carried) -> dict[str, Tensor]:
+    def _compute_loss(self, outputs, targets, padding_mask, dn_state, carried) -> tuple[dict[str, Tensor], Tensor]:
         device = outputs["bbox_center"].device
         tracks = _at_least_one_track(targets.to(device, non_blocking=True))
         padding_mask = padding_mask.to(device)
         valid_frames = ~padding_mask
         num_targets = (tracks.present & valid_frames[:, :, None]).sum().float()
-        normaliser = _mean_over_ranks(num_targets).clamp(min=1.0)
+        normaliser = mean_over_ranks(num_targets).clamp(min=1.0)
         batch, frames = padding_mask.shape
         detect = outputs["cls_logits"].shape[2] - (carried.track.shape[1] if carried is not None else 0)
-        open_tracks = carried.open_tracks(tracks.num_tracks) if carried is not None and self.track_exclusive else None
         layers = self._layers(outputs)
         matched = [{k: layer[k][:, :, :detect] for k in MATCHED_KEYS} for layer in layers]
-        levels, opened = [self.matcher.level] * len(layers), [open_tracks] * len(layers)
+        levels = [self.matcher.level] * len(layers)
         proposals = outputs.get("enc")
         if proposals is not None:  # the encoder's proposals, matched frame by frame as a dense detector
-            matched, levels, opened = matched + [proposals], levels + ["frame"], opened + [None]
-        matchings = self.matcher.match(matched, tracks, padding_mask, levels, opened)
+            matched, levels = matched + [proposals], levels + ["frame"]
+        matchings = self.matcher.match(matched, tracks, padding_mask, levels)
         query_valid = fixed = None
         if carried is not None:
             fixed = carried.track[:, None, :].expand(batch, frames, -1)
@@ -201,7 +143,7 @@ class HeadAdapter:
             ]
             losses.update({f"dn_{name}": sum(t[name] for t in dn_terms) for name in LOSS_TERMS})
             total = total + sum(self.weighted(t) for t in dn_terms)
-        return {"total": total, **losses, "assigned": assignments[0]}
+        return {"total": total, **losses}, assignments[0]
 
     def weighted(self, terms: dict[str, Tensor]) -> Tensor:
         """The weighted sum of one layer's terms."""
@@ -297,11 +239,3 @@ def _at_least_one_track(tracks: TrackTargets) -> TrackTargets:
         track_ids=torch.full((batch, 1), -1, dtype=torch.long, device=device),
         valid=torch.zeros(batch, 1, dtype=torch.bool, device=device),
     )
-
-
-def _mean_over_ranks(value: Tensor) -> Tensor:
-    if dist.is_available() and dist.is_initialized():
-        value = value.clone()
-        dist.all_reduce(value)
-        value = value / dist.get_world_size()
-    return value

@@ -12,28 +12,23 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from scene_model.association import ASSOCIATION_TERMS, Association
 from scene_model.data.datamodule import DancetrackDataModule, EvalSplit
 from scene_model.data.types import SceneBatch
 from scene_model.models import SceneModel
 from scene_model.models.frame_cache import FrameCache
-from scene_model.models.scene_model import DenoisingQueries, EncodedClip, TrackQueries
-from scene_model.tracking.predictions import prediction_scores
-from scene_model.tracking.sequence_tracker import Carry, Observe, SequenceTracker, TrackingSession
+from scene_model.models.scene_model import CarriedQueries, DenoisingQueries, EncodedClip
+from scene_model.tracking.sequence_tracker import Observe, SequenceTracker, TrackingSession
 from scene_model.training.fast_paths import apply_fast_paths, channels_last_frames
-from scene_model.training.head_adapter import (
-    DN_TERMS,
-    GROUP_TERMS,
-    LINK_TERMS,
-    LOSS_TERMS,
-    CarriedTargets,
-    HeadAdapter,
-)
+from scene_model.training.head_adapter import DN_TERMS, GROUP_TERMS, LOSS_TERMS, HeadAdapter
 from scene_model.training.precision import machine_autocast
 from scene_model.training.weights import check_fits
 
 
 class SceneModelLightningModule(L.LightningModule):
-    """Built (conf/module) from ready objects (model, head adapter) and partials (optimizer, scheduler).
+    """Built (conf/module) from ready objects (model, association, head adapter) and partials (optimizer,
+    scheduler). The association (conf/association) is a module of its own beside the model: its
+    parameters, if any, train with the transformer's.
 
     ``run_config`` (a plain dict of the resolved run config) is saved as the only hyperparameter, ``config``, so
     checkpoints stay loadable with ``weights_only=True``. ``channels_last`` and ``compile`` are the
@@ -43,6 +38,7 @@ class SceneModelLightningModule(L.LightningModule):
     def __init__(
         self,
         model: SceneModel,
+        association: Association,
         head_adapter: HeadAdapter,
         optimizer: Callable[..., Optimizer],
         scheduler: Callable[..., Any] | None,
@@ -53,6 +49,7 @@ class SceneModelLightningModule(L.LightningModule):
         super().__init__()
         self.model = apply_fast_paths(model, channels_last=channels_last, compile=compile)
         self.channels_last = channels_last
+        self.association = association
         self.head_adapter = head_adapter
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -100,32 +97,26 @@ class SceneModelLightningModule(L.LightningModule):
             self.frame_cache = None
 
     def forward(
-        self, batch: SceneBatch, denoising: DenoisingQueries | None = None, tracks: TrackQueries | None = None
+        self, batch: SceneBatch, denoising: DenoisingQueries | None = None, tracks: CarriedQueries | None = None
     ) -> dict[str, Any]:
         """The model on one batch of windows (its frames, padding, image sizes and frame numbers), with
         the ``tracks`` carried from the windows before and DINO's ``denoising`` queries in training."""
         return self.model.decode(self.encode(batch), batch.padding_mask, batch.frame_indices, denoising, tracks)
 
     @torch.no_grad()
-    def predict(self, batch: SceneBatch, tracks: TrackQueries | None = None) -> dict[str, Any]:
+    def predict(self, batch: SceneBatch, tracks: CarriedQueries | None = None) -> dict[str, Any]:
         """The prediction call of tracking (``train=false``'s submission, the tools): ``batch`` (and
         ``tracks``) moved to the module's device, no gradients, in the trainer's precision when one is
         attached, else in the machine's (``training.precision.machine_autocast``)."""
         batch = batch.to(self.device)
         if tracks is not None:
-            tracks = TrackQueries(*(x.to(self.device) for x in (tracks.content, tracks.boxes, tracks.padding, tracks.source)))
+            tracks = CarriedQueries(*(x.to(self.device) for x in (tracks.content, tracks.boxes, tracks.padding, tracks.source)))
         try:
             precision = self.trainer.precision_plugin.forward_context()
         except RuntimeError:  # not attached to a Trainer
             precision = machine_autocast(self.device)
         with precision:
             return self(batch, tracks=tracks)
-
-    @property
-    def carry(self) -> Carry | None:
-        """The model's ``carry`` when it has track queries (tracking then carries them from window to
-        window), else None (windows are linked on IoU)."""
-        return self.model.carry if self.model.track_update is not None else None
 
     def track_split(
         self,
@@ -141,66 +132,52 @@ class SceneModelLightningModule(L.LightningModule):
         (``validation_step``)."""
         names = [record.info.name for record in datamodule.share_of(split, part)]
         with self.cached_frames():
-            return tracker.track(self.predict, datamodule.eval_windows(split, part), names, self.carry, observe)
+            return tracker.track(self.predict, datamodule.eval_windows(split, part), names, self.association, observe)
 
     def loss_step(
-        self, batch: SceneBatch, train: bool, tracks: TrackQueries | None = None
+        self, batch: SceneBatch, train: bool, tracks: CarriedQueries | None = None
     ) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """Forward and losses of one batch: (loss terms, model outputs of its last window). Training,
         validation, test and the benchmark's plain loop all go through here. Denoising queries (DINO)
-        train only; validation and test losses stay those of the matching queries. ``tracks``: the track
-        queries a validation window is decoded with (the tracker's); its losses are those of the Q
-        detect queries.
+        train only; validation and test losses stay those of the matching queries. ``tracks``: the
+        queries a validation window is decoded with (the tracker's, for an association that carries
+        them); its losses are those of the Q detect queries.
 
-        A batch of chains (``SceneBatch.window_len``) is encoded once and decoded window by window: the
-        queries that follow a track in one window go on into the next as track queries, supervised on
-        the same track (``HeadAdapter.carried_queries``, ``compute_loss``'s ``carried``); the losses are
-        averaged over the windows."""
+        A batch of chains (``SceneBatch.window_len``) is encoded once and decoded window by window; the
+        association's ``Chain`` sees every window (its outputs and the track each query was matched to),
+        may carry queries into the next one, and adds its loss terms over the chain. The detection losses
+        are averaged over the windows."""
         clip = self.encode(batch)
         starts = batch.window_starts()
-        carried, per_window, unused_labels = None, [], False
-        for index, start in enumerate(starts):
+        chain = self.association.chain(train)
+        per_window, unused_labels = [], False
+        for start in starts:
             window = batch.window(start) if batch.window_len is not None else batch
-            matching = self.model.num_queries + (tracks.content.shape[1] if tracks is not None else 0)
+            carried = chain.queries() if tracks is None else tracks
+            matching = self.model.num_queries + (carried.content.shape[1] if carried is not None else 0)
             dn_state = self.head_adapter.make_denoising(window.tracks, matching) if train else None
             unused_labels |= train and dn_state is None
             outputs = self.model.decode(
                 clip.window(start, window.frames.shape[1]), window.padding_mask, window.frame_indices,
-                dn_state.queries if dn_state else None, tracks,
+                dn_state.queries if dn_state else None, carried,
             )
-            scored = outputs if tracks is None or carried is not None else first_queries(outputs, self.model.num_queries)
-            losses = self.head_adapter.compute_loss(scored, window.tracks, window.padding_mask, dn_state, carried)
-            if index > 0 and "embedding" in outputs:  # which query is which track across the shared frame
-                before, after = per_window[-1], outputs["embedding"][:, 0]
-                losses["link"] = self.head_adapter.link_loss(before["last_embedding"], before["assigned"], after, losses["assigned"])
-                losses["total"] = losses["total"] + self.head_adapter.link_weight * losses["link"]
-            if "embedding" in outputs:
-                losses["last_embedding"] = outputs["embedding"][:, -1]
-            per_window.append(losses)
-            if index + 1 < len(starts) and self.model.track_update is not None:
-                tracks, carried = self.carry_in_training(outputs, window, losses["assigned"], train)
-        scalars = [k for k in per_window[-1] if k not in ("assigned", "last_embedding")]
-        losses = {k: torch.stack([w[k] for w in per_window if k in w]).mean() for k in scalars}
+            scored = outputs if tracks is None else first_queries(outputs, self.model.num_queries)
+            terms, assigned = self.head_adapter.losses_and_assignment(scored, window.tracks, window.padding_mask, dn_state, chain.targets())
+            if batch.window_len is not None:
+                chain.add(window, outputs, assigned)
+            per_window.append(terms)
+        losses = {k: torch.stack([w[k] for w in per_window]).mean() for k in per_window[0]}
+        for name, value in chain.losses().items():
+            losses[name] = value
+            losses["total"] = losses["total"] + value
         if unused_labels and self.model.label_embed is not None:
             # A batch without tracks has no denoising queries: keep the label embedding in the graph so
             # that DDP (find_unused_parameters=false) still gets its gradient, zero, from every rank.
             losses["total"] = losses["total"] + 0.0 * self.model.label_embed.weight.sum()
         return losses, outputs
 
-    def carry_in_training(
-        self, outputs: dict[str, Any], window: SceneBatch, assigned: Tensor, train: bool
-    ) -> tuple[TrackQueries, CarriedTargets]:
-        """The track queries a training window hands to the next window of its chain, and their targets."""
-        present = (window.tracks.present & ~window.padding_mask[:, :, None]).any(1)  # [B,K]
-        scores = prediction_scores(outputs).mean(1).detach()  # [B,N]
-        keep, track = self.head_adapter.carried_queries(assigned, present, scores, self.model.num_queries, train)
-        last = torch.full((len(window),), window.frames.shape[1] - 1, dtype=torch.long, device=assigned.device)
-        tracks = self.model.carry(outputs, last, keep)
-        followed = torch.where(tracks.padding, -1, torch.gather(track, 1, tracks.source))
-        return tracks, CarriedTargets(followed, ~tracks.padding)
-
     def _logged_step(
-        self, batch: SceneBatch, stage: str, tracks: TrackQueries | None = None
+        self, batch: SceneBatch, stage: str, tracks: CarriedQueries | None = None
     ) -> tuple[dict[str, Tensor], dict[str, Any]]:
         losses, outputs = self.loss_step(batch, stage == "train", tracks)
         common = dict(on_step=stage == "train", on_epoch=True, batch_size=len(batch), sync_dist=True)
@@ -209,7 +186,7 @@ class SceneModelLightningModule(L.LightningModule):
         # Tags: <stage>/loss/total, the final decoder layer's terms (cls, bbox, giou, exist), the weighted
         # sums of the earlier layers (aux) and of the proposals (enc), and the denoising terms (dn_*).
         self.log(f"{stage}/loss/total", losses["total"].detach(), prog_bar=stage != "train", **common)
-        names = [name for name in LOSS_TERMS + GROUP_TERMS + DN_TERMS + LINK_TERMS if name in losses]
+        names = [name for name in LOSS_TERMS + GROUP_TERMS + DN_TERMS + ASSOCIATION_TERMS if name in losses]
         self.log_dict({f"{stage}/loss/{name}": losses[name].detach() for name in names}, **common)
         return losses, outputs
 

@@ -117,38 +117,29 @@ class HungarianMatcher:
         tracks: TrackTargets,
         padding_mask: Tensor,
         levels: Sequence[str] | None = None,
-        open_tracks: Sequence[Tensor | None] | None = None,
     ) -> list[Matching]:
         """One Matching per entry of ``layers`` (decoder layers' outputs), with one device-to-host copy.
 
         ``levels``: the matching level of each layer (default: ``self.level`` for all), so that frame-level
-        layers (e.g. the encoder's proposals) share the step's one copy with the track-level ones.
-        ``open_tracks``: per layer, bool[B,K] the tracks its queries may be matched to (None: every
-        track; tracks that carried queries follow are closed to the detect queries)."""
+        layers (e.g. the encoder's proposals) share the step's one copy with the track-level ones."""
         levels = list(levels) if levels is not None else [self.level] * len(layers)
-        open_tracks = list(open_tracks) if open_tracks is not None else [None] * len(layers)
         device = layers[0]["bbox_center"].device
         tracks = tracks.to(device)
         padding_mask = padding_mask.to(device)
         present = tracks.present & ~padding_mask[:, :, None]  # [B,T,K]
-        counted = [present if mask is None else present & mask[:, None, :] for mask in open_tracks]
         costs = [
-            self.track_costs(layer, tracks, seen) if level == "track" else self.frame_costs(layer, tracks)
-            for layer, level, seen in zip(layers, levels, counted, strict=True)
+            self.track_costs(layer, tracks, present) if level == "track" else self.frame_costs(layer, tracks)
+            for layer, level in zip(layers, levels, strict=True)
         ]
-        # The step's one sync: every layer's costs and presence tables in a single copy.
-        tables = [c.flatten() for c in costs] + [seen.flatten().to(costs[0].dtype) for seen in counted]
+        # The step's one sync: every layer's costs and the presence table in a single copy.
+        tables = [c.flatten() for c in costs] + [present.flatten().to(costs[0].dtype)]
         host = torch.cat(tables).cpu().numpy()
         ends = np.cumsum([t.numel() for t in tables])
         starts = ends - np.array([t.numel() for t in tables])
-        count = len(costs)
+        counted = host[starts[-1] : ends[-1]].reshape(present.shape) > 0
         pairs = [
-            self._solve(
-                host[starts[i] : ends[i]].reshape(costs[i].shape),
-                host[starts[count + i] : ends[count + i]].reshape(counted[i].shape) > 0,
-                levels[i],
-            )
-            for i in range(count)
+            self._solve(host[starts[i] : ends[i]].reshape(costs[i].shape), counted, levels[i])
+            for i in range(len(costs))
         ]
         return self._to_device(pairs, device, levels)
 

@@ -14,7 +14,8 @@ from scene_model.errors import CheckpointError
 ARCHITECTURE_KEYS = (
     "model.backbone.name", "model.backbone.out_layer", "model.num_classes", "model.num_queries", "model.d_model",
     "model.nhead", "model.num_encoder_layers", "model.num_decoder_layers", "model.dim_feedforward",
-    "model.box_pool", "model.box_stage", "model.denoising", "model.track_queries", "model.link_dim",
+    "model.box_pool", "model.box_stage", "model.denoising", "association._target_", "association.link_dim",
+    "association.dim", "association.layers", "association.vocabulary", "association.history",
 )
 
 def check_fits(

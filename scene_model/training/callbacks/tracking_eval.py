@@ -111,7 +111,7 @@ class TrackingEvaluator(L.Callback):
             frames = np.unique(np.linspace(1, first.length, self.viz_frames).round().astype(int))
             picture = PictureFrames(first.name, set(frames.tolist()), datamodule.mean, datamodule.std)
         names = [record.info.name for record in datamodule.share_of(split, datamodule.process_share())]
-        pl_module.tracking = self.tracker.session(names, pl_module.carry)
+        pl_module.tracking = self.tracker.session(names, pl_module.association)
         self.pass_state = (split, picture, diagnostics)
 
     def on_validation_batch_end(

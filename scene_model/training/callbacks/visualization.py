@@ -20,9 +20,9 @@ from torch import Tensor
 
 from scene_model.boxes import output_boxes
 from scene_model.data.types import SceneBatch
+from scene_model.models.head import prediction_scores
 from scene_model.outputs import write_atomically
 from scene_model.tracking.drawing import PICTURE_MIN_HEIGHT, add_caption, render_clip
-from scene_model.tracking.predictions import prediction_scores
 
 
 def logged_step(trainer: L.Trainer) -> int:
