@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
 
-from tests.conftest import tiny_overrides
+from tests.conftest import REPO, tiny_overrides
 from tests.test_cli import run_train
 
 optuna = pytest.importorskip("optuna", reason="the search extra: pip install -e '.[search]'")
@@ -116,3 +118,14 @@ def test_a_trial_with_test_true_completes(tiny_root, tmp_path):
     search(tmp_path, tiny_root, "debug=fast", "test=true", "hydra.sweeper.n_trials=1")
     trials = load_study(tmp_path / "searches" / "train", "train").trials
     assert [t.state.name for t in trials] == ["COMPLETE"] and trials[0].value is not None
+
+
+@pytest.mark.slow
+def test_without_the_search_extra_the_search_says_what_to_install(tmp_path):
+    """``make train`` installs the core dependencies only: the sweeper is there, optuna is not."""
+    code = ("import runpy, sys; sys.modules['optuna'] = None; "  # import optuna fails as it does where it is missing
+            f"sys.argv = ['train.py', '-m', 'hparams_search=optuna', 'paths.log_dir={tmp_path}']; "
+            "runpy.run_path('train.py', run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["ModuleNotFoundError: the Optuna search needs optuna: pip install -e '.[search]'"]

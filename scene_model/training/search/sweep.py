@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 from scene_model.errors import SceneModelError
 from scene_model.outputs import write_text_atomically
+from scene_model.training.ranks import first_line
 from scene_model.training.search.pruning import PRUNED_EPOCH
 from scene_model.training.search.space import SearchSpace, search_space
 from scene_model.training.search.study import open_study
@@ -82,7 +83,7 @@ def tell(study: optuna.Study, trial: optuna.Trial, ret: JobReturn, pruned: bool)
     try:
         value = ret.return_value
     except Exception as err:  # the job raised: its traceback is in the trial's train.log
-        return fail(study, trial, f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}")
+        return fail(study, trial, first_line(err))
     if not isinstance(value, int | float) or not math.isfinite(value):
         return fail(study, trial, f"it returned {value!r}, no finite value of the optimised metric")
     if pruned:
