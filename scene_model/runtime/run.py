@@ -135,11 +135,8 @@ def train(cfg: DictConfig) -> float | None:
 
 
 def optimized_value(metric_name: str | None, metrics: dict) -> float | None:
-    """The finite value of ``metric_name``, else None: a sweeper records a trial without one as failed.
-
-    None rather than NaN: hydra-optuna-sweeper 1.3 aborts the whole search on a NaN return value (its
-    ``study.tell`` rejects NaN, then the failure record is told the NaN again), and records None as failed.
-    """
+    """The finite value of ``metric_name``, else None: the search records a trial without one as failed
+    (``search.sweep.tell``), and a diverged run says so here."""
     if not metric_name:
         return None
     if metric_name not in metrics:

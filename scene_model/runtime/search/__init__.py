@@ -1,1 +1,3 @@
-"""Optuna search helpers, named by conf/hparams_search/optuna.yaml (needs the ``search`` extra)."""
+"""The Optuna search behind ``hydra/sweeper: scene_model_optuna`` (hydra_plugins/scene_model_sweeper):
+the search space, the storages, the study, the ask-launch-tell loop and a trial's reports (needs the
+``search`` extra)."""
