@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from omegaconf import OmegaConf
 
 from scene_model.association.iou import IouLink
 from scene_model.errors import ConfigError
@@ -16,7 +15,6 @@ from scene_model.tools.threshold_sweep import (
     SweepRow,
     main,
     mean_rows,
-    split_configs,
     sweep_thresholds,
     threshold_pairs,
     tracker_overrides,
@@ -42,8 +40,7 @@ def test_a_timid_model_scores_zero_at_the_defaults_and_well_at_the_threshold_it_
 
     windows = [w for batch in dm.eval_windows(split) for w in window_predictions(timid(batch), batch)]
     exact = TrackerOptions(smooth_sigma=0.0)  # ground truth boxes as they are
-    rows = sweep_thresholds(lambda tracker: tracker.link(windows, list(split.lengths), IouLink()), split.lengths, split.directory,
-                            [(0.5, 0.3), (0.2, 0.1)], exact)
+    rows = sweep_thresholds(lambda tracker: tracker.link(windows, list(split.lengths), IouLink()), split, [(0.5, 0.3), (0.2, 0.1)], exact)
     assert rows[0].metrics["HOTA"] == 0.0
     assert rows[1].metrics["HOTA"] == pytest.approx(100.0, abs=1e-3)
 
@@ -71,34 +68,25 @@ def test_tracker_options_are_cast_to_the_option_s_type_and_a_wrong_one_is_named(
             tracker_overrides([pair])
 
 
-def test_other_generator_seeds_need_a_checkpoint_trained_on_the_synthetic_data():
-    cfg = OmegaConf.create({"data": {"root": "/data/synthetic_dancetrack", "synthetic": {"seed": 0}}})
-    configs = split_configs(cfg, [2, 5, 2])
-    assert [c.data.root for c in configs] == ["/data/synthetic_dancetrack_seed2", "/data/synthetic_dancetrack_seed5"]
-    assert [c.data.synthetic.seed for c in configs] == [2, 5]
-    assert cfg.data.synthetic.seed == 0  # the checkpoint's own config is left as it was
-    with pytest.raises(ConfigError, match="data.synthetic is null"):
-        split_configs(OmegaConf.create({"data": {"root": "/data/dancetrack", "synthetic": None}}), [2])
-
-
 @pytest.mark.slow
-def test_a_checkpoint_is_scored_on_the_val_splits_of_other_generator_seeds(tiny_root, tmp_path, capsys, monkeypatch):
+def test_a_checkpoint_is_scored_on_the_benchmark_s_val_splits_of_other_generator_seeds(tiny_root, tmp_path, capsys, monkeypatch):
     run = tmp_path / "fit"
     train(compose_config(tiny_overrides(tiny_root) + ["debug=fast", "eval.every_n_epochs=0"], run))
     scored = []  # (ground-truth folder, tracker options) of every split the tool scores
 
-    def recording(track, sequences, gt_dir, pairs, options):
-        scored.append((gt_dir, options))
-        return sweep_thresholds(track, sequences, gt_dir, pairs, options)
+    def recording(track, split, pairs, options):
+        scored.append((split.directory, options))
+        return sweep_thresholds(track, split, pairs, options)
 
     monkeypatch.setattr(threshold_sweep, "sweep_thresholds", recording)
+    data_dir = tmp_path / "benchmark"
     rows = main([str(run / "checkpoints" / "last.ckpt"), "--start", "0.0", "--keep", "0.0", "--device", "cpu",
-                 "--tracker", "max_lost=5", "--synthetic-seeds", "4", "5"])
-    assert [gt_dir for gt_dir, _ in scored] == [tiny_root.parent / f"tiny_seed{seed}" / "val" for seed in (4, 5)]
+                 "--tracker", "max_lost=5", "--seeds", "4", "5", "--data-dir", str(data_dir)])
+    assert [gt_dir for gt_dir, _ in scored] == [data_dir / f"val_seed{seed}" / "val" for seed in (4, 5)]  # the benchmark's
     assert all(options.max_lost == 5 for _, options in scored)
-    for seed in (4, 5):  # generated beside the checkpoint's data set, each from its own seed
-        spec = json.loads((tiny_root.parent / f"tiny_seed{seed}" / "synthetic.json").read_text())
-        assert spec["seed"] == seed and spec["num_frames"] == 16
+    for seed in (4, 5):  # each made from the default config's generator with its own seed
+        spec = json.loads((data_dir / f"val_seed{seed}" / "synthetic.json").read_text())
+        assert spec["seed"] == seed and spec["num_frames"] == 100
     out = capsys.readouterr().out
     assert "mean over the val splits of generator seeds 4 5:" in out
     per_split = [float(v) for v in out.splitlines()[-2].split()[-2:]]

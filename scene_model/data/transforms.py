@@ -55,12 +55,12 @@ class ClipTransform:
         train: bool,
         short_sides: Sequence[int],
         max_size: int | None,
+        min_box_size: float,
         hflip: float,
         crop: float,
         crop_scale: Sequence[float],
         color_jitter: float,
         hue: float,
-        min_box_size: float,
     ) -> None:
         if not short_sides:
             raise ValueError("short_sides needs at least one size")

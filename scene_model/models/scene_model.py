@@ -14,7 +14,7 @@ from scene_model.models.backbone import STEM, Backbone
 from scene_model.models.box_pooling import BoxPooling
 from scene_model.models.head import BBoxHead
 from scene_model.models.proposals import ProposalHead, select_queries
-from scene_model.models.transformer import SpaceTimeTransformer, sine_position_1d, sine_position_2d
+from scene_model.models.transformer import Masks, SpaceTimeTransformer, sine_position_1d, sine_position_2d
 
 
 @dataclass
@@ -282,9 +282,9 @@ class SceneModel(nn.Module):
         time_pos = sine_position_1d(steps, dim)  # [B,T,d]
         memory_padding = clip.cells.repeat_interleave(num_frames, dim=0) if clip.cells is not None else None
         box_features = clip.box_features.flatten(0, 1) if clip.box_features is not None else None
+        masks = Masks(padding_mask, memory_padding, self_attn_mask, query_padding)
         layers = self.transformer.decode(
-            tgt, reference, time_pos, clip.memory.flatten(0, 1), clip.memory_pos, padding_mask, self.head,
-            memory_padding=memory_padding, self_attn_mask=self_attn_mask, query_padding=query_padding,
+            tgt, reference, time_pos, clip.memory.flatten(0, 1), clip.memory_pos, masks, self.head,
             box_pooling=self.box_pooling, box_features=box_features,
         )
         kept = [{k: v[:, :, :matching] for k, v in out.items()} for out in layers]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -86,6 +87,16 @@ class EncoderLayer(nn.Module):
         return self.norm2(src + self.dropout(self.ffn(src)))
 
 
+@dataclass
+class Masks:
+    """What a decoder layer may not attend."""
+
+    time_padding: Tensor  # bool[B,T]: padded frames
+    memory_padding: Tensor | None = None  # bool[B*T,S]: canvas padding
+    self_attn_mask: Tensor | None = None  # bool[N,N], True = may not attend (matching queries do not see denoising ones)
+    query_padding: Tensor | None = None  # bool[B,N]: queries no other query may attend (denoising slots of batch padding)
+
+
 class SpaceTimeDecoderLayer(nn.Module):
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float) -> None:
         super().__init__()
@@ -96,25 +107,11 @@ class SpaceTimeDecoderLayer(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(4))
         self.dropout = nn.Dropout(dropout)
 
-    def forward(
-        self,
-        tgt: Tensor,
-        query_pos: Tensor,
-        memory: Tensor,
-        memory_pos: Tensor,
-        time_padding: Tensor,
-        memory_padding: Tensor | None = None,
-        self_attn_mask: Tensor | None = None,
-        query_padding: Tensor | None = None,
-    ) -> Tensor:
-        """tgt, query_pos [B,T,N,d]; memory [B*T,S,d]; memory_pos [B*T or 1,S,d]; time_padding bool[B,T]
-        -> [B,T,N,d].
-
-        ``memory_padding`` bool[B*T,S]: canvas padding; ``self_attn_mask`` bool[N,N], True = may not
-        attend (keeps matching queries from seeing denoising queries); ``query_padding`` bool[B,N]:
-        queries no other query may attend (denoising slots of batch padding).
-        """
+    def forward(self, tgt: Tensor, query_pos: Tensor, memory: Tensor, memory_pos: Tensor, masks: Masks) -> Tensor:
+        """tgt, query_pos [B,T,N,d]; memory [B*T,S,d]; memory_pos [B*T or 1,S,d] -> [B,T,N,d]."""
         batch, frames, queries, dim = tgt.shape
+        time_padding, memory_padding = masks.time_padding, masks.memory_padding
+        self_attn_mask, query_padding = masks.self_attn_mask, masks.query_padding
         x = tgt.reshape(batch * frames, queries, dim)
         pos = query_pos.reshape(batch * frames, queries, dim)
         key_padding = query_padding.repeat_interleave(frames, dim=0) if query_padding is not None else None
@@ -170,11 +167,8 @@ class SpaceTimeTransformer(nn.Module):
         time_pos: Tensor,
         memory: Tensor,
         memory_pos: Tensor,
-        time_padding: Tensor,
+        masks: Masks,
         head: BoxHead,
-        memory_padding: Tensor | None = None,
-        self_attn_mask: Tensor | None = None,
-        query_padding: Tensor | None = None,
         box_pooling: nn.ModuleList | None = None,
         box_features: Tensor | None = None,
     ) -> list[dict[str, Tensor]]:
@@ -192,7 +186,7 @@ class SpaceTimeTransformer(nn.Module):
             if box_pooling is not None:
                 tgt = box_pooling[index](tgt, reference, box_features)
             query_pos = self.box_to_query_pos(sine_box_embedding(reference, self.d_model)) + time_pos[:, :, None]
-            tgt = layer(tgt, query_pos, memory, memory_pos, time_padding, memory_padding, self_attn_mask, query_padding)
+            tgt = layer(tgt, query_pos, memory, memory_pos, masks)
             out = head(tgt, inverse_sigmoid(reference))
             outputs.append(out)
             reference = output_boxes(out).detach()

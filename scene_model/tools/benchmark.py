@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,20 +29,19 @@ import torch
 from omegaconf import OmegaConf
 
 from scene_model.data.datamodule import EvalSplit
-from scene_model.data.synthetic import SyntheticSet, SyntheticSpec, ensure_synthetic_sets
 from scene_model.errors import ConfigError
-from scene_model.outputs import write_text_atomically
+from scene_model.outputs import writable_file, write_text_atomically
 from scene_model.runtime.checkpoints import check_exists
 from scene_model.runtime.config_loader import ConfigLoader
 from scene_model.runtime.trained import TrainedRun, load_trained
+from scene_model.tools.benchmark_chart import write_chart
 from scene_model.tools.cli import ToolParser, tool_main
-from scene_model.tools.compose import compose_run_config, use_data_on_disk
-from scene_model.tracking.mot_results import write_results
+from scene_model.tools.compose import use_data_on_disk
+from scene_model.tools.seed_splits import SEEDS_HELP, seed_list, seed_splits
 from scene_model.tracking.options import TrackerOptions, parse_assignments
+from scene_model.tracking.scoring import mean_metrics, score_tracks
 from scene_model.tracking.sequence_tracker import SequenceTracker
-from scene_model.tracking.trackeval_metrics import evaluate_mot
 
-SEED_SETS = {"choosing": tuple(range(100, 112)), "reporting": tuple(range(200, 212))}
 COLUMNS = ("HOTA", "DetA", "AssA", "IDF1")
 CROSSING_IOU = 0.3  # two ground-truth boxes overlapping this much in a frame are a crossing
 
@@ -54,27 +52,6 @@ class SplitScore:
     sequences: int
     crossings: int
     metrics: dict[str, float]
-
-
-def seed_list(text: Sequence[str]) -> list[int]:
-    """``choosing``, ``reporting`` or generator seeds (each once, in the order given)."""
-    seeds: list[int] = []
-    for item in text:
-        if item not in SEED_SETS and not item.isdigit():
-            raise ConfigError(
-                f"--seeds {item}: expected choosing (100-111), reporting (200-211) or generator seeds (integers from 0)"
-            )
-        seeds += SEED_SETS[item] if item in SEED_SETS else [int(item)]
-    return list(dict.fromkeys(seeds))
-
-
-def benchmark_splits(seeds: Sequence[int], data_dir: Path) -> dict[int, Path]:
-    """{seed: the data set holding the val split of generator ``seed``} (the default ``data.synthetic``
-    otherwise), those missing made now, after their size is checked against the free space."""
-    values = OmegaConf.to_container(compose_run_config().data.synthetic, resolve=True)
-    sets = [SyntheticSet(Path(data_dir) / f"val_seed{seed}", SyntheticSpec.from_dict({**values, "seed": seed}), ("val",))
-            for seed in seeds]
-    return dict(zip(seeds, ensure_synthetic_sets(sets, "fewer --seeds, free space or another --data-dir"), strict=True))
 
 
 def crossings(split: EvalSplit, iou: float = CROSSING_IOU) -> int:
@@ -91,25 +68,22 @@ def crossings(split: EvalSplit, iou: float = CROSSING_IOU) -> int:
     return count
 
 
-def score_split(run: TrainedRun, root: Path, options: TrackerOptions, scratch: Path) -> tuple[EvalSplit, dict[str, float]]:
+def score_split(run: TrainedRun, root: Path, options: TrackerOptions) -> tuple[EvalSplit, dict[str, float]]:
     """Track the val split at ``root`` with the checkpoint's model and ``options``; TrackEval's combined metrics."""
     cfg = OmegaConf.create(OmegaConf.to_container(run.cfg))
     use_data_on_disk(cfg, root)
     datamodule = ConfigLoader(cfg).build_datamodule()
     split = datamodule.eval_split("val")
-    results = run.module.track_split(datamodule, split, SequenceTracker(options))
-    results_dir = write_results(scratch / root.name, results)
-    return split, evaluate_mot(split.directory, results_dir, sequences=split.lengths).combined
+    return split, score_tracks(run.module.track_split(datamodule, split, SequenceTracker(options)), split).combined
 
 
 def score_checkpoint(run: TrainedRun, roots: dict[int, Path], changes: dict) -> list[SplitScore]:
     """Each split of ``roots`` ({seed: data set}) tracked and scored with the checkpoint's model."""
     options = TrackerOptions.from_mapping(run.cfg.eval.tracker).replace(**changes)
     scores = []
-    with tempfile.TemporaryDirectory() as scratch:
-        for seed, root in roots.items():
-            split, metrics = score_split(run, root, options, Path(scratch))
-            scores.append(SplitScore(seed, len(split.sequences), crossings(split), {c: float(metrics[c]) for c in COLUMNS}))
+    for seed, root in roots.items():
+        split, metrics = score_split(run, root, options)
+        scores.append(SplitScore(seed, len(split.sequences), crossings(split), {c: float(metrics[c]) for c in COLUMNS}))
     return scores
 
 
@@ -120,10 +94,6 @@ def summary(values: Sequence[float]) -> dict[str, float]:
         "min": min(values),
         "max": max(values),
     }
-
-
-def means(scores: Sequence[SplitScore]) -> dict[str, float]:
-    return {c: statistics.fmean(s.metrics[c] for s in scores) for c in COLUMNS}
 
 
 def report(per_checkpoint: dict[str, list[SplitScore]]) -> str:
@@ -138,7 +108,7 @@ def report(per_checkpoint: dict[str, list[SplitScore]]) -> str:
             lines.append(f"{name:>19}{cells}")
         lines.append("")
     if len(per_checkpoint) > 1:
-        checkpoint_means = [means(scores) for scores in per_checkpoint.values()]
+        checkpoint_means = [mean_metrics([s.metrics for s in scores]) for scores in per_checkpoint.values()]
         lines.append(f"over {len(per_checkpoint)} checkpoints (each the mean of its splits):")
         for name in ("mean", "std", "min", "max"):
             cells = "".join(f"{summary([m[c] for m in checkpoint_means])[name]:8.1f}" for c in COLUMNS)
@@ -149,11 +119,10 @@ def report(per_checkpoint: dict[str, list[SplitScore]]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ToolParser(prog="python -m scene_model.tools.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", nargs="+", type=Path, metavar="CKPT", help="checkpoints written by train.py")
-    parser.add_argument("--seeds", nargs="+", default=["reporting"], metavar="SEED",
-                        help="choosing (100-111), reporting (200-211, default) or generator seeds")
+    parser.add_argument("--seeds", nargs="+", default=["reporting"], metavar="SEED", help=f"{SEEDS_HELP} (default: reporting)")
     parser.add_output("--data-dir", folder=True, default=Path("data/benchmark"), help="where the val splits are kept")
     parser.add_argument("--tracker", nargs="+", default=[], metavar="KEY=VALUE", help="eval.tracker options, e.g. max_lost=10")
-    parser.add_output("--json", default=None, help="also write every score to this JSON file")
+    parser.add_output("--json", default=None, help="also write every score to this JSON file, and the chart of HOTA against crossings beside it (.png)")
     parser.add_device()
     return parser.parse_args(argv)
 
@@ -161,6 +130,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 @tool_main
 def main(argv: list[str] | None = None) -> dict[str, list[SplitScore]]:
     args = parse_args(argv)  # --data-dir and --json are checked for writing here, before any scoring
+    chart = writable_file(args.json.with_suffix(".png"), "--json") if args.json is not None else None
     seeds = seed_list(args.seeds)
     try:
         changes = parse_assignments(args.tracker)
@@ -168,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[SplitScore]]:
         raise ConfigError(f"--tracker {err}") from None
     for path in args.checkpoints:
         check_exists(path, "CKPT")
-    roots = benchmark_splits(seeds, args.data_dir)
+    roots = seed_splits(seeds, args.data_dir)
     per_checkpoint = {}
     for path in args.checkpoints:
         per_checkpoint[str(path)] = score_checkpoint(load_trained(path, args.device, "CKPT"), roots, changes)
@@ -177,7 +147,16 @@ def main(argv: list[str] | None = None) -> dict[str, list[SplitScore]]:
         payload = {path: [s.__dict__ for s in scores] for path, scores in per_checkpoint.items()}
         document = json.dumps({"seeds": seeds, "tracker": changes, "checkpoints": payload}, indent=2) + "\n"
         write_text_atomically(args.json, document, "--json")
+        series = {label(Path(path)): [(s.crossings, s.metrics["HOTA"]) for s in scores] for path, scores in per_checkpoint.items()}
+        write_chart(chart, series, f"HOTA of each val split against its crossings (seeds {seeds[0]}-{seeds[-1]})")
+        print(f"written: {args.json}, {chart}")
     return per_checkpoint
+
+
+def label(checkpoint: Path) -> str:
+    """A checkpoint's name in the chart: its run directory and file (``<run>/last.ckpt``)."""
+    run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    return f"{run.name}/{checkpoint.name}"
 
 
 if __name__ == "__main__":

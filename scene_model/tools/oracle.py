@@ -13,7 +13,6 @@ ground truth carries no learned features) and scored with TrackEval:
 from __future__ import annotations
 
 import itertools
-import tempfile
 from pathlib import Path
 
 import torch
@@ -28,10 +27,10 @@ from scene_model.runtime.config_loader import ConfigLoader
 from scene_model.runtime.config_validation import validate_config
 from scene_model.tools.cli import ToolParser, tool_main
 from scene_model.tools.compose import compose_run_config, use_data_on_disk
-from scene_model.tracking.mot_results import write_results
 from scene_model.tracking.options import add_tracker_flags, flag_values
+from scene_model.tracking.scoring import score_tracks
 from scene_model.tracking.sequence_tracker import Predict, SequenceTracker, check_overlap
-from scene_model.tracking.trackeval_metrics import HEADLINE, evaluate_mot
+from scene_model.tracking.trackeval_metrics import HEADLINE
 
 
 def oracle_predict(
@@ -99,14 +98,11 @@ def main(argv: list[str] | None = None) -> None:
     tracker = SequenceTracker(OmegaConf.to_object(cfg.eval.tracker).replace(**flag_values(args)))
     batches = list(datamodule.eval_windows(split))  # decoded once for every setting
     print(f"{'jitter':>7}{'miss':>6}" + "".join(f"{c:>8}" for c in HEADLINE))
-    with tempfile.TemporaryDirectory() as scratch:
-        for jitter, miss in itertools.product(args.jitter, args.miss):
-            predict = oracle_predict(cfg.model.num_queries, jitter=jitter, miss=miss, seed=args.seed)
-            results = tracker.track(predict, batches, list(split.lengths), IouLink())
-            results_dir = write_results(Path(scratch) / "oracle", results)
-            combined = evaluate_mot(split.directory, results_dir, sequences=split.lengths).combined
-            cells = (f"{combined[c]:8.0f}" if c == "IDSW" else f"{combined[c]:8.1f}" for c in HEADLINE)
-            print(f"{jitter:7.2f}{miss:6.2f}" + "".join(cells), flush=True)
+    for jitter, miss in itertools.product(args.jitter, args.miss):
+        predict = oracle_predict(cfg.model.num_queries, jitter=jitter, miss=miss, seed=args.seed)
+        combined = score_tracks(tracker.track(predict, batches, list(split.lengths), IouLink()), split).combined
+        cells = (f"{combined[c]:8.0f}" if c == "IDSW" else f"{combined[c]:8.1f}" for c in HEADLINE)
+        print(f"{jitter:7.2f}{miss:6.2f}" + "".join(cells), flush=True)
 
 
 if __name__ == "__main__":

@@ -11,17 +11,14 @@ The best pair is printed as the overrides to pass to ``train.py`` (``eval.tracke
 ``eval.tracker.keep_threshold``).
 
 A val split of two synthetic sequences has a handful of crossings, so a tracker setting is better
-judged on more of them: ``--synthetic-seeds 2 3 4 5`` scores a checkpoint trained on the synthetic
-data on the val splits of those generator seeds (generated on first use beside its data set, as
-``<data.root>_seed<N>``) and prints the mean over the splits; ``--tracker max_lost=10 height_scale=0``
-sets any other ``eval.tracker`` option.
+judged on more of them: ``--seeds choosing`` scores the checkpoint on the val splits of the benchmark's
+choosing seeds (``tools.seed_splits``, the same splits as ``tools.benchmark``) and prints the mean over
+the splits; ``--tracker max_lost=10 height_scale=0`` sets any other ``eval.tracker`` option.
 """
 
 from __future__ import annotations
 
-import copy
 import itertools
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +30,12 @@ from scene_model.runtime.config_loader import ConfigLoader
 from scene_model.runtime.trained import load_trained
 from scene_model.tools.cli import ToolParser, tool_main
 from scene_model.tools.compose import use_data_on_disk
-from scene_model.tracking.mot_results import write_results
+from scene_model.tools.seed_splits import SEEDS_HELP, seed_list, seed_splits
 from scene_model.tracking.options import TrackerOptions, parse_assignments
 from scene_model.tracking.predictions import WindowPrediction
+from scene_model.tracking.scoring import mean_metrics, score_tracks
 from scene_model.tracking.sequence_tracker import SequenceTracker
-from scene_model.tracking.trackeval_metrics import HEADLINE, evaluate_mot
+from scene_model.tracking.trackeval_metrics import HEADLINE
 from scene_model.training.lit_module import SceneModelLightningModule
 
 
@@ -49,20 +47,13 @@ class SweepRow:
 
 
 def sweep_thresholds(
-    track: Callable[[SequenceTracker], dict],
-    sequences: dict[str, int],
-    gt_dir: Path,
-    pairs: Sequence[tuple[float, float]],
-    options: TrackerOptions,
+    track: Callable[[SequenceTracker], dict], split: EvalSplit, pairs: Sequence[tuple[float, float]], options: TrackerOptions,
 ) -> list[SweepRow]:
-    """Track with every (start, keep) pair (``track(tracker)`` -> {sequence: rows}) and score each
-    against ``gt_dir``. ``sequences``: {name: length} of the split."""
+    """Track ``split`` with every (start, keep) pair (``track(tracker)`` -> {sequence: rows}) and score each."""
     rows = []
-    with tempfile.TemporaryDirectory() as scratch:
-        for start, keep in pairs:
-            results = track(SequenceTracker(options.replace(start_threshold=start, keep_threshold=keep)))
-            results_dir = write_results(Path(scratch) / f"{start}_{keep}", results)
-            rows.append(SweepRow(start, keep, evaluate_mot(gt_dir, results_dir, sequences=sequences).combined))
+    for start, keep in pairs:
+        results = track(SequenceTracker(options.replace(start_threshold=start, keep_threshold=keep)))
+        rows.append(SweepRow(start, keep, score_tracks(results, split).combined))
     return rows
 
 
@@ -85,12 +76,10 @@ def threshold_pairs(starts: Sequence[float], keeps: Sequence[float]) -> list[tup
 def mean_rows(per_split: Sequence[Sequence[SweepRow]]) -> list[SweepRow]:
     """The rows of several splits (same pairs, same order) -> one row per pair, each metric averaged
     over the splits (the mean of per-split scores, as when comparing settings over data sets)."""
-    rows = []
-    for same_pair in zip(*per_split, strict=True):
-        keys = same_pair[0].metrics.keys()
-        metrics = {k: sum(r.metrics[k] for r in same_pair) / len(same_pair) for k in keys}
-        rows.append(SweepRow(same_pair[0].start_threshold, same_pair[0].keep_threshold, metrics))
-    return rows
+    return [
+        SweepRow(same_pair[0].start_threshold, same_pair[0].keep_threshold, mean_metrics([r.metrics for r in same_pair]))
+        for same_pair in zip(*per_split, strict=True)
+    ]
 
 
 SWEPT = {"start_threshold": "--start", "keep_threshold": "--keep", "nms_iou": "--nms-iou"}
@@ -109,61 +98,45 @@ def tracker_overrides(pairs: Sequence[str]) -> dict:
         raise ConfigError(f"--tracker {err}") from None
 
 
-def split_configs(cfg, seeds: Sequence[int] | None) -> list:
-    """The configs whose splits are scored: the checkpoint's, or one per synthetic generator seed, its data
-    set ``<data.root>_seed<N>`` (generated on first use)."""
-    if not seeds:
-        return [cfg]
-    if cfg.data.get("synthetic") is None:
-        raise ConfigError("--synthetic-seeds: the checkpoint was not trained on the synthetic data (data.synthetic is null)")
-    configs = []
-    for seed in dict.fromkeys(seeds):  # each seed once, in the order given
-        variant = copy.deepcopy(cfg)
-        variant.data.synthetic.seed = seed
-        root = Path(variant.data.root)
-        variant.data.root = str(root.with_name(f"{root.name}_seed{seed}"))
-        variant.data.extra_train_sets = 0  # scored on its val split: its extra train sets are never read
-        configs.append(variant)
-    return configs
-
-
 @tool_main
 def main(argv: list[str] | None = None) -> list[SweepRow]:
     parser = ToolParser(prog="python -m scene_model.tools.threshold_sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path, metavar="CKPT", help="a checkpoint written by train.py (its config is inside)")
     parser.add_argument("--split", default="val", help="a split with ground truth")
     parser.add_argument("--root", default=None, help="data root (default: data.root of the checkpoint's config)")
-    parser.add_argument("--synthetic-seeds", type=int, nargs="+", default=None, metavar="N",
-                        help="score on the --split of these synthetic generator seeds (data sets <data.root>_seed<N>, made on first use) and average")
+    parser.add_argument("--seeds", nargs="+", default=None, metavar="SEED",
+                        help=f"score on the val splits of these generator seeds ({SEEDS_HELP}; under --data-dir) and average")
+    parser.add_output("--data-dir", folder=True, default=Path("data/benchmark"), help="where the seeds' val splits are kept (with --seeds)")
     parser.add_argument("--start", type=float, nargs="+", default=[0.5, 0.4, 0.3, 0.2, 0.1])
     parser.add_argument("--keep", type=float, nargs="+", default=[0.3, 0.2, 0.1, 0.05])
     parser.add_argument("--nms-iou", type=float, default=None, help="window NMS of the tracker (default: the checkpoint's eval.tracker.nms_iou)")
     parser.add_argument("--tracker", nargs="+", default=[], metavar="KEY=VALUE", help="other eval.tracker options, e.g. max_lost=10 height_scale=0")
     parser.add_device()
     args = parser.parse_args(argv)
-    if args.root is not None and args.synthetic_seeds:
-        parser.error("--root and --synthetic-seeds exclude each other")
+    if args.root is not None and args.seeds:
+        parser.error("--root and --seeds exclude each other")
     overrides = tracker_overrides(args.tracker)
+    seeds = seed_list(args.seeds) if args.seeds else []
 
     run = load_trained(args.checkpoint, args.device, "CKPT")
     cfg = run.cfg
-    if args.root is not None:
-        use_data_on_disk(cfg, args.root)
     # A value out of range stops here, before the model runs.
     options = TrackerOptions.from_mapping(cfg.eval.tracker).replace(nms_iou=args.nms_iou, **overrides)
     pairs = threshold_pairs(args.start, args.keep)
+    roots = [Path(root) for root in seed_splits(seeds, args.data_dir).values()] if seeds else [args.root]
     per_split = []
-    for split_cfg in split_configs(cfg, args.synthetic_seeds):
-        datamodule = ConfigLoader(split_cfg).build_datamodule()
-        datamodule.prepare_data()  # generates the synthetic data set if the config names one and it is missing
-        split = datamodule.eval_split(args.split)
-        per_split.append(sweep_thresholds(split_tracking(run.module, datamodule, split), split.lengths, split.directory, pairs, options))
+    for root in roots:
+        if root is not None:
+            use_data_on_disk(cfg, root)
+        datamodule = ConfigLoader(cfg).build_datamodule()
+        split = datamodule.eval_split("val" if seeds else args.split)
+        per_split.append(sweep_thresholds(split_tracking(run.module, datamodule, split), split, pairs, options))
     rows = mean_rows(per_split)
     several = len(per_split) > 1
-    seeds = " ".join(map(str, dict.fromkeys(args.synthetic_seeds or [])))
+    named = " ".join(map(str, seeds))
     if several:
-        print(f"mean over the {args.split} splits of generator seeds {seeds}:")
-    print(f"{'start':>6}{'keep':>6}" + "".join(f"{c:>8}" for c in HEADLINE) + (f"  HOTA of seeds {seeds}" if several else ""))
+        print(f"mean over the val splits of generator seeds {named}:")
+    print(f"{'start':>6}{'keep':>6}" + "".join(f"{c:>8}" for c in HEADLINE) + (f"  HOTA of seeds {named}" if several else ""))
     for index, row in enumerate(rows):
         cells = (f"{row.metrics[c]:8.{1 if several else 0}f}" if c == "IDSW" else f"{row.metrics[c]:8.1f}" for c in HEADLINE)
         splits = "  " + " ".join(f"{rows_of[index].metrics['HOTA']:.1f}" for rows_of in per_split) if several else ""

@@ -63,22 +63,17 @@ def hold_nearest_box(boxes: Tensor, present: Tensor) -> Tensor:
     return torch.gather(boxes, 1, source[..., None].expand_as(boxes))
 
 
+@dataclass
 class DinoDenoiser:
-    def __init__(
-        self,
-        enabled: bool,
-        num_groups: int,
-        box_noise_scale: float,
-        label_noise_ratio: float,
-        id_noise_ratio: float,
-        num_classes: int,
-    ) -> None:
-        self.enabled = enabled
-        self.num_groups = num_groups
-        self.box_noise_scale = box_noise_scale
-        self.label_noise_ratio = label_noise_ratio
-        self.id_noise_ratio = id_noise_ratio
-        self.num_classes = num_classes
+    """DINO's denoising queries: ``num_groups`` noised copies of every track (a positive and a negative
+    each; ``enabled`` false: none), see the module's docstring for the noise."""
+
+    enabled: bool
+    num_groups: int
+    box_noise_scale: float
+    label_noise_ratio: float
+    id_noise_ratio: float
+    num_classes: int
 
     def make_noise(
         self, tracks: TrackTargets, num_queries: int, generator: torch.Generator | None = None

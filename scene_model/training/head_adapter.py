@@ -59,11 +59,7 @@ class HeadAdapter:
         return self.denoiser.make_noise(tracks, num_queries) if self.denoising else None
 
     def compute_loss(
-        self,
-        outputs: dict,
-        targets: TrackTargets,
-        padding_mask: Tensor,
-        dn_state: DenoisingState | None = None,
+        self, outputs: dict, targets: TrackTargets, padding_mask: Tensor, dn_state: DenoisingState | None = None,
         carried: CarriedTargets | None = None,
     ) -> dict[str, Tensor]:
         """Returns {total, cls, bbox, giou, exist, num_matches, num_targets} (scalars); with ``dn_state``

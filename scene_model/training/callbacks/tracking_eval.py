@@ -46,8 +46,9 @@ from scene_model.tracking.drawing import PICTURE_MIN_HEIGHT, add_caption, render
 from scene_model.tracking.mot_results import write_results, zip_results
 from scene_model.tracking.options import TrackerOptions
 from scene_model.tracking.predictions import pixel_scale
+from scene_model.tracking.scoring import score_tracks
 from scene_model.tracking.sequence_tracker import SequenceTracker, check_overlap
-from scene_model.tracking.trackeval_metrics import HEADLINE, MotEvaluation, evaluate_mot
+from scene_model.tracking.trackeval_metrics import HEADLINE, MotEvaluation
 from scene_model.training.callbacks.visualization import logged_step, publish_grid
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ class TrackingEvaluator(L.Callback):
         diagnostics = DetectionDiagnostics.merge([d for _, _, d in shares]) if self.diagnose else None
         metrics, diagnosed = None, None
         if trainer.is_global_zero:
-            evaluation, diagnosed = self.score(split.name, results, split.lengths, split.directory, diagnostics)
+            evaluation, diagnosed = self.score(split, results, diagnostics)
             metrics = evaluation.combined
             if diagnostics is not None:
                 started = time.perf_counter()
@@ -165,18 +166,13 @@ class TrackingEvaluator(L.Callback):
 
     # --- scoring and the submission ---------------------------------------------------------------
     def score(
-        self,
-        split: str,
-        results: dict[str, np.ndarray],
-        lengths: dict[str, int],
-        gt_dir: Path,
-        diagnostics: DetectionDiagnostics | None = None,
+        self, split: EvalSplit, results: dict[str, np.ndarray], diagnostics: DetectionDiagnostics | None = None
     ) -> tuple[MotEvaluation, dict[str, float]]:
         """Write the results of ``split`` and score them; returns the evaluation and the
         diagnostics' numbers (only the boxes written without ``diagnostics``). The console gets the
         table, the diagnostics and a warning when no box was written."""
-        results_dir = write_results(self.output_dir / split, results)
-        evaluation = evaluate_mot(gt_dir, results_dir, sequences=lengths, do_preproc=self.do_preproc)
+        results_dir = self.output_dir / split.name
+        evaluation = score_tracks(results, split, results_dir, self.do_preproc)
         written = float(sum(len(rows) for rows in results.values()))
         diagnosed = {"boxes_written": written}
         if diagnostics is not None:
@@ -184,16 +180,16 @@ class TrackingEvaluator(L.Callback):
             diagnosed = diagnostics.summary(written, evaluation.combined["GT_Dets"])
             evaluation.diagnostics = {**diagnosed, "score_histograms": diagnostics.histograms()}
             self.diagnostics_seconds += time.perf_counter() - started
-        write_atomically(self.output_dir / f"{split}_metrics.csv", evaluation.write_csv, "metrics")
-        write_atomically(self.output_dir / f"{split}_metrics.json", evaluation.write_json, "metrics")
+        write_atomically(self.output_dir / f"{split.name}_metrics.csv", evaluation.write_csv, "metrics")
+        write_atomically(self.output_dir / f"{split.name}_metrics.json", evaluation.write_json, "metrics")
         report = evaluation.table()
         if diagnostics is not None:
             report += "\n" + format_diagnostics(diagnosed, self.start_threshold)
-        log.info(f"tracking {split} ({results_dir}):\n{report}")
+        log.info(f"tracking {split.name} ({results_dir}):\n{report}")
         if written == 0:
             best = f" (the highest score was {diagnosed['max_score']:.2f})" if "max_score" in diagnosed else ""
             log.warning(
-                f"tracking {split}: the tracker wrote no box: no query reached eval.tracker.start_threshold="
+                f"tracking {split.name}: the tracker wrote no box: no query reached eval.tracker.start_threshold="
                 f"{self.start_threshold:g}{best}; every tracking metric is 0"
             )
         return evaluation, diagnosed
