@@ -3,8 +3,9 @@
 Two plain loops (``bench._training.PlainLoop``: the module's own forward and loss, backward, clipping,
 optimiser, scheduler) train copies of the default model on the same cached batches, one in float32
 (``32-true``) and one under bf16 autocast (``bf16-mixed``, with the optimiser a bf16 run builds: unfused
-with gradient clipping), step by step in turn. ``trainer.precision=auto`` picks bf16 where the
-machine runs it natively (``training.precision``); the last row says what it picks here.
+with gradient clipping), step by step in turn, at one torch thread and at the run's (the CPUs).
+``trainer.precision=auto`` picks bf16 where the machine runs it natively (``training.precision``); the
+last row says what it picks here.
 """
 
 from __future__ import annotations
@@ -25,7 +26,19 @@ PRECISIONS = ("32-true", "bf16-mixed")
 
 
 def run(quick: bool) -> list[Row]:
-    steps = 4 if quick else 16
+    rows = []
+    default_threads = torch.get_num_threads()
+    for threads in dict.fromkeys((1, default_threads)):
+        torch.set_num_threads(threads)
+        try:
+            rows += measure(4 if quick else 16, threads)
+        finally:
+            torch.set_num_threads(default_threads)
+    return rows + [Row("precision", f"trainer.precision=auto here: {machine_precision('cpu')}", 1.0, "", "on the CPU of this machine")]
+
+
+def measure(steps: int, threads: int) -> list[Row]:
+    """float32 and bf16 training steps taking turns, ``steps`` each, at ``threads`` torch threads."""
     with tempfile.TemporaryDirectory(prefix="bench_precision_") as tmp:
         loops, batches = {}, []
         for name in PRECISIONS:
@@ -47,10 +60,10 @@ def run(quick: bool) -> list[Row]:
 
         seconds = interleaved_seconds({name: one_step(name) for name in PRECISIONS}, rounds=steps)
     fp32, bf16 = (seconds[name] / steps for name in PRECISIONS)
-    note = f"default config, {steps} steps each after {WARMUP} warm-up, taking turns, {torch.get_num_threads()} torch threads"
+    note = f"default config, {steps} steps each after {WARMUP} warm-up, taking turns"
+    where = f"{threads} thread{'s' if threads > 1 else ''}"
     return [
-        Row("precision", "training step, float32 (32-true)", fp32, "s/step", note),
-        Row("precision", "training step, bf16 autocast (bf16-mixed)", bf16, "s/step", note),
-        Row("precision", "float32 / bf16 step time", fp32 / bf16, "x", "the speed-up of bf16; goal >= 1.4 where bf16 is native"),
-        Row("precision", f"trainer.precision=auto here: {machine_precision('cpu')}", 1.0, "", "on the CPU of this machine"),
+        Row("precision", f"training step, float32 (32-true), {where}", fp32, "s/step", note),
+        Row("precision", f"training step, bf16 autocast (bf16-mixed), {where}", bf16, "s/step", note),
+        Row("precision", f"float32 / bf16 step time, {where}", fp32 / bf16, "x", "the speed-up of bf16; goal >= 1.4 where bf16 is native"),
     ]
