@@ -4,8 +4,8 @@ Each search is ``python train.py -m hparams_search=optuna`` in a subprocess, one
 in a study of its own under ``outputs/bench/search_pruning/`` (kept, to be looked at as docs/scale.md
 shows): 12 trials over the default space's learning rate, weight decay and number of queries (the loss
 weights fixed at their defaults, so that ``val/loss/total`` compares how well trials learn), the default
-sampler seed, debug-sized trials (a tiny model on a small synthetic data set, epochs of two steps, no
-tracking evaluation). With the sampler's seed and trial-seeded draws both searches try the same
+sampler seed, debug-sized trials (a tiny model on a small synthetic data set, epochs of six steps, no
+tracking evaluation, so that an epoch's steps are most of its cost, as in a real run). With the sampler's seed and trial-seeded draws both searches try the same
 parameters in their first 10 trials (TPE's random start); the pruned one stops a trial after a
 validation, from the second on, where its ``val/loss/total`` is above the median of the completed
 trials at that epoch.
@@ -33,12 +33,12 @@ from scene_model.data.synthetic import SyntheticSpec, ensure_synthetic
 REPO = Path(__file__).resolve().parents[1]
 PRUNER = "{_target_:optuna.pruners.MedianPruner,n_startup_trials:2,n_warmup_steps:1}"
 OUT = REPO / "outputs" / "bench" / "search_pruning"
-TRIAL = [  # debug-sized: a tiny model, 2 training steps an epoch, one validation batch, no tracking evaluation
-    f"data.root={REPO}/data/bench_search", "data.synthetic.num_train=2", "data.synthetic.num_val=1", "data.synthetic.num_test=1",
+TRIAL = [  # debug-sized: a tiny model, 6 training steps an epoch, one validation batch, no tracking evaluation
+    f"data.root={REPO}/data/bench_search", "data.synthetic.num_train=4", "data.synthetic.num_val=1", "data.synthetic.num_test=1",
     "data.synthetic.num_frames=16", "data.synthetic.sizes=[[192,108],[160,90]]", "data.extra_train_sets=0",
     "data.train_stride=3", "data.clip_len=3", "data.train_sizes=[64]", "data.eval_size=64", "data.num_workers=0",
     "model.d_model=32", "model.dim_feedforward=64", "model.num_encoder_layers=1", "model.num_decoder_layers=2",
-    "trainer.accelerator=cpu", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+    "trainer.accelerator=cpu", "trainer.limit_train_batches=6", "trainer.limit_val_batches=1",
     "trainer.num_sanity_val_steps=0", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
     "eval.every_n_epochs=0", "viz.max_frames=1",
     "head.weights.cls=2.0", "head.weights.bbox=5.0", "head.weights.giou=2.0", "head.weights.exist=1.0",
@@ -74,7 +74,7 @@ def epochs_trained(name: str) -> int:
 
 
 def run(quick: bool) -> list[Row]:
-    trials, epochs = (4, 3) if quick else (12, 12)
+    trials, epochs = (4, 3) if quick else (12, 8)
     shutil.rmtree(OUT, ignore_errors=True)
     make_data(OUT)
     plain_s, plain = search(OUT, "unpruned", trials, epochs)

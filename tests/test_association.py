@@ -160,6 +160,21 @@ def test_a_learned_association_s_loss_falls_on_a_tiny_chain_set(name):
     assert float(loss_of().detach()) < 0.3 * first
 
 
+def test_the_association_s_gradients_are_clipped_apart_from_the_model_s(tiny_cfg):
+    """A fresh association's large gradients do not take the whole clipped norm from the detector."""
+    module = ConfigLoader(tiny_cfg("association=embeddings")).build_lit_module()
+    optimizer = torch.optim.SGD(module.parameter_groups(), lr=0.1)
+    for p in module.parameters():
+        p.grad = torch.ones_like(p) * (100.0 if any(p is q for q in module.association.parameters()) else 0.01)
+    own = list(module.association.parameters())
+    model = [p for p in module.model.parameters()]
+    before = torch.nn.utils.get_total_norm([p.grad for p in model])
+    module.configure_gradient_clipping(optimizer, gradient_clip_val=0.1, gradient_clip_algorithm="norm")
+    assert torch.nn.utils.get_total_norm([p.grad for p in own]) == pytest.approx(0.1, rel=1e-3)
+    after = torch.nn.utils.get_total_norm([p.grad for p in model])
+    assert after == pytest.approx(min(float(before), 0.1), rel=1e-3)  # clipped by its own norm only
+
+
 # --- identities through a crossing --------------------------------------------------------------------------
 def box(x: float) -> list[float]:
     return [x, 20.0, x + 20.0, 60.0]

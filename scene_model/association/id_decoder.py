@@ -6,7 +6,8 @@ queries in the windows before, each tagged with the track's ID word (one of ``vo
 at random per training chain: the words carry no meaning of their own, only what the context binds
 them to) and with how many windows ago it was seen. The ID decoder (``layers`` layers of self-attention
 among the new window's tokens, cross-attention to the trajectory tokens and a feed-forward block, as
-MOTIP's) classifies each new token as one of the words in context or as newborn.
+MOTIP's) classifies each new token as one of the words its context holds (the others are out of the
+choice) or as newborn.
 
 Training: chains of ``chain_len`` consecutive windows of one sequence; the trajectories are the
 matched queries of the earlier windows (ground-truth identities), every matched query of every window
@@ -128,14 +129,19 @@ class IdDecoder(Association):
     def decode(self, tokens: Tensor, context: Tensor, words: Tensor, ago: Tensor, token_padding: Tensor,
                context_padding: Tensor) -> Tensor:
         """Logits float[E, N, vocabulary + 1] of each new token (tokens [E, N, dim]) among the words of
-        ``context`` [E, M, dim] (words long[E, M], ago long[E, M] >= 1, counted as at most ``chain_len - 1``, the
+        ``context`` [E, M, dim] (-inf for a word the context does not hold: in-context classification) (words long[E, M], ago long[E, M] >= 1, counted as at most ``chain_len - 1``, the
         farthest a training chain reaches; padding bool: True = none)."""
         unknown = self.words.weight[self.newborn].expand_as(tokens)
         queries = torch.cat([tokens, unknown], dim=-1)
         keys = torch.cat([context + self.ago(ago.clamp(1, self.chain_len - 1)), self.words(words.clamp(0, self.vocabulary))], dim=-1)
         for layer in self.layers:
             queries = layer(queries, keys, token_padding, context_padding)
-        return self.classify(queries[..., self.dim :])
+        logits = self.classify(queries[..., self.dim :]).float()
+        # In-context classification: the choice is among the words the context holds, and newborn.
+        held = torch.zeros(logits.shape[0], self.vocabulary + 1, dtype=torch.bool, device=logits.device)
+        held.scatter_(1, torch.where(context_padding, self.newborn, words.clamp(0, self.vocabulary)), True)
+        held[:, self.newborn] = True
+        return logits.masked_fill(~held[:, None, :], float("-inf"))
 
     # --- training ------------------------------------------------------------------------------------
     def chain_loss(self, tokens: list[Tensor], tracks: list[Tensor], augment: bool) -> Tensor:

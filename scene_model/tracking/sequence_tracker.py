@@ -120,9 +120,10 @@ class TrackingSession:
         rows = self.linker(window.sequence).step(window.frames, window.boxes, window.scores, carried, window.features)
         self.rows.setdefault(window.sequence, []).append(rows)
 
+    @torch.no_grad()
     def step(self, batch: SceneBatch, outputs: dict[str, Tensor]) -> list[WindowPrediction]:
         """Link the model's ``outputs`` for ``batch`` (decoded with ``carried(batch)``); returns its window
-        predictions."""
+        predictions. Nothing of tracking keeps a gradient (an association's features and carried queries)."""
         windows = window_predictions(outputs, batch, self.association.window_features(outputs, batch))
         if not self.association.carries:
             for window in windows:

@@ -233,6 +233,22 @@ class SceneModelLightningModule(L.LightningModule):
         scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def configure_gradient_clipping(
+        self, optimizer: Optimizer, gradient_clip_val: float | None = None, gradient_clip_algorithm: str | None = None
+    ) -> None:
+        """``trainer.gradient_clip_val`` applied to the model's gradients and, apart, to the association's
+        (as MOTIP clips its ID decoder apart from its detector): a fresh association's large early
+        gradients would otherwise take the whole clipped norm and stall the detector, or the reverse."""
+        own = {id(p) for p in self.association.parameters() if p.grad is not None}
+        if not gradient_clip_val or not own:
+            return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        for part in ([p for p in params if id(p) not in own], [p for p in params if id(p) in own]):
+            if gradient_clip_algorithm == "value":
+                torch.nn.utils.clip_grad_value_(part, gradient_clip_val)
+            else:
+                torch.nn.utils.clip_grad_norm_(part, gradient_clip_val)
+
     # --- checkpoints ------------------------------------------------------------------------------
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint of another model with one message naming what differs (before Lightning
