@@ -109,8 +109,15 @@ def test_a_rank_that_never_reaches_its_collective_is_ended_by_the_watch(tiny_roo
 def test_a_bad_frame_one_rank_reads_ends_the_run_naming_the_rank_and_the_frame(tiny_root, tmp_path):
     root = tmp_path / "data"
     shutil.copytree(tiny_root, root)
-    # Validation windows (3 frames, one shared) are split between the ranks: frames 3-5 are the second window, rank 1's.
-    frame = sorted((root / "val").glob("*/img1/*.jpg"))[3]
+    # Validation sequences are split between the ranks: with a second one, the second is rank 1's alone.
+    first = next((root / "val").iterdir())
+    second = root / "val" / f"{first.name}b"
+    shutil.copytree(first, second)
+    info = second / "seqinfo.ini"
+    info.write_text(info.read_text().replace(f"name={first.name}", f"name={second.name}"))
+    with open(root / "val_seqmap.txt", "a") as seqmap:
+        seqmap.write(f"{second.name}\n")
+    frame = sorted((second / "img1").glob("*.jpg"))[0]
     frame.write_bytes(frame.read_bytes()[:300])
     result, _ = ddp_run(tmp_path, root)
     assert result.returncode == 1, result.stderr[-3000:]

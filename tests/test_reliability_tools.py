@@ -51,11 +51,11 @@ def checkpoint(tiny_root, tmp_path_factory) -> Path:
 
 
 def test_every_tool_answers_through_the_shared_entry_point():
-    names = [m.name for m in pkgutil.iter_modules(scene_model.tools.__path__) if m.name not in ("cli", "compose")]
+    modules = {m.name: importlib.import_module(f"scene_model.tools.{m.name}") for m in pkgutil.iter_modules(scene_model.tools.__path__)}
+    names = [name for name, module in modules.items() if hasattr(module, "main")]  # the rest are the tools' helpers
     assert sorted(names) == sorted(TOOLS)
     for name in names:
-        main = importlib.import_module(f"scene_model.tools.{name}").main
-        assert main.__wrapped__.__module__ == f"scene_model.tools.{name}", name  # wrapped by cli.tool_main
+        assert modules[name].main.__wrapped__.__module__ == f"scene_model.tools.{name}", name  # wrapped by cli.tool_main
 
 
 # --- a data root that does not exist or is a file ----------------------------------------------------
