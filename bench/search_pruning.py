@@ -4,7 +4,7 @@ Each search is ``python train.py -m hparams_search=optuna`` in a subprocess, one
 in a study of its own under ``outputs/bench/search_pruning/`` (kept, to be looked at as docs/scale.md
 shows): 12 trials over the default space's learning rate, weight decay and number of queries (the loss
 weights fixed at their defaults, so that ``val/loss/total`` compares how well trials learn), the default
-sampler seed, debug-sized trials (a tiny model on a small synthetic data set, epochs of six steps, no
+sampler seed, debug-sized trials (a tiny model on a small synthetic data set, 16 epochs of six steps, no
 tracking evaluation, so that an epoch's steps are most of its cost, as in a real run). With the sampler's seed and trial-seeded draws both searches try the same
 parameters in their first 10 trials (TPE's random start); the pruned one stops a trial after a
 validation, from the second on, where its ``val/loss/total`` is above the median of the completed
@@ -74,7 +74,7 @@ def epochs_trained(name: str) -> int:
 
 
 def run(quick: bool) -> list[Row]:
-    trials, epochs = (4, 3) if quick else (12, 8)
+    trials, epochs = (4, 3) if quick else (12, 16)
     shutil.rmtree(OUT, ignore_errors=True)
     make_data(OUT)
     plain_s, plain = search(OUT, "unpruned", trials, epochs)
