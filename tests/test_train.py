@@ -48,6 +48,15 @@ def test_fast_fit_writes_every_artifact_and_ends_with_its_result_and_where_it_is
     assert "val/predictions" in events.Tags()["images"]
 
 
+def test_viz_max_frames_0_draws_no_picture(tiny_cfg):
+    cfg = tiny_cfg("viz.max_frames=0")
+    train(cfg)
+    run = Path(cfg.paths.output_dir)
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert not list(run.glob("viz/**/*.png"))
+    assert not read_events(run).Tags()["images"]
+
+
 def test_checkpoint_loads_with_weights_only(tiny_cfg):
     cfg = tiny_cfg()
     train(cfg)

@@ -56,7 +56,7 @@ class ValidationVisualizer(L.Callback):
     """On each validation, draws up to ``max_frames`` frames of the first clip of the first batch
     with the predictions scoring at least ``score_threshold`` and a caption with the counts (queries
     above the threshold, objects, the highest score when none passes); logs the grid to every image
-    logger and writes it as ``<output_dir>/epoch_<n>.png``."""
+    logger and writes it as ``<output_dir>/epoch_<n>.png``; ``max_frames`` 0 draws nothing."""
 
     def __init__(self, max_frames: int, score_threshold: float, output_dir: str | None) -> None:
         self.max_frames = max_frames
@@ -65,7 +65,7 @@ class ValidationVisualizer(L.Callback):
 
     @rank_zero_only
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch: SceneBatch, batch_idx, dataloader_idx=0):
-        if batch_idx != 0 or trainer.sanity_checking or not isinstance(outputs, dict) or "outputs" not in outputs:
+        if self.max_frames == 0 or batch_idx != 0 or trainer.sanity_checking or not isinstance(outputs, dict) or "outputs" not in outputs:
             return
         pred = outputs["outputs"]
         frames = [target.frame_index for target in batch.targets[0] if target.frame_index >= 0]
