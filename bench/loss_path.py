@@ -43,7 +43,7 @@ class Timed:
 
 
 def loss_share(overrides: Sequence[str], steps: int) -> dict[str, float]:
-    """Seconds of ``steps`` plain steps, of compute_loss (matching included) and of the matcher in them."""
+    """Seconds of ``steps`` plain steps, of losses_and_assignment (matching included) and of the matcher in them."""
     with tempfile.TemporaryDirectory(prefix="bench_loss_") as tmp:
         cfg = run_config(overrides, Path(tmp))
         torch.manual_seed(cfg.seed)
@@ -114,7 +114,7 @@ def run(quick: bool) -> list[Row]:
             usual.update(sites)
     where = ", ".join(f"{site} x{n / max(len(plain_steps), 1):.3g}" for site, n in usual.most_common())
     return [
-        Row("loss_path", "matching + losses (compute_loss) / step", share["loss"] / share["step"], "share", "plain loop, default config"),
+        Row("loss_path", "matching + losses (losses_and_assignment) / step", share["loss"] / share["step"], "share", "plain loop, default config"),
         Row("loss_path", "matcher alone / step", share["match"] / share["step"], "share", "Hungarian matching incl. its cost matrices"),
         Row("loss_path", "host syncs per training step", max(plain_steps, default=0), "syncs",
             f"Lightning step incl. callbacks; from: {where or 'none'}"),

@@ -121,8 +121,8 @@ def test_denoising_losses_are_added_and_reach_the_label_embedding():
     padding = torch.zeros(2, 4, dtype=torch.bool)
     state = adapter.make_denoising(tracks, model.num_queries)
     outputs = run_model(model, torch.randn(2, 4, 3, 64, 96), padding, denoising=state.queries)
-    losses = adapter.compute_loss(outputs, tracks, padding, state)
-    plain = adapter.compute_loss(outputs, tracks, padding)
+    losses = adapter.losses_and_assignment(outputs, tracks, padding, state)[0]
+    plain = adapter.losses_and_assignment(outputs, tracks, padding)[0]
     assert {"dn_cls", "dn_bbox", "dn_giou", "dn_exist"} <= set(losses) and "dn_cls" not in plain
     dn_total = sum(adapter.weights[k] * losses[f"dn_{k}"] for k in ("cls", "bbox", "giou", "exist"))
     assert torch.allclose(losses["total"], plain["total"] + dn_total)
@@ -140,7 +140,7 @@ def test_perfect_denoising_predictions_give_near_zero_box_terms():
     dn = {"bbox_center": target[..., :2], "bbox_size": target[..., 2:].clamp(min=1e-3), "cls_logits": logit,
           "exist_logit": logit, "exist_conf": logit.sigmoid()}
     matching = {k: v[:, :, :4] * 0 + 0.5 if k.startswith("bbox") else v[:, :, :4] for k, v in dn.items()}
-    losses = adapter.compute_loss({**matching, "dn": dn}, tracks, torch.zeros(2, 4, dtype=torch.bool), state)
+    losses = adapter.losses_and_assignment({**matching, "dn": dn}, tracks, torch.zeros(2, 4, dtype=torch.bool), state)[0]
     assert losses["dn_bbox"] < 1e-5 and losses["dn_giou"] < 1e-5
     assert losses["dn_cls"] < 1e-3 and losses["dn_exist"] < 1e-3
 

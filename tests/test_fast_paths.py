@@ -26,7 +26,7 @@ def build(cfg):
 
 def loss_of(module, batch) -> dict[str, torch.Tensor]:
     outputs = module(batch)
-    return {"outputs": outputs, **module.head_adapter.compute_loss(outputs, batch.tracks, batch.padding_mask)}
+    return {"outputs": outputs, **module.head_adapter.losses_and_assignment(outputs, batch.tracks, batch.padding_mask)[0]}
 
 
 def test_channels_last_frames_keep_their_values_and_give_the_backbone_channels_last():

@@ -62,8 +62,8 @@ def test_loss_dict_has_the_contract_keys():
 def test_perfect_predictions_give_near_zero_loss(level):
     tracks = random_tracks()
     padding = torch.zeros(2, 3, dtype=torch.bool)
-    perfect = adapter(level).compute_loss(outputs_from(tracks, 6, True), tracks, padding)
-    wrong = adapter(level).compute_loss(outputs_from(tracks, 6, False), tracks, padding)
+    perfect = adapter(level).losses_and_assignment(outputs_from(tracks, 6, True), tracks, padding)[0]
+    wrong = adapter(level).losses_and_assignment(outputs_from(tracks, 6, False), tracks, padding)[0]
     assert perfect["bbox"] < 1e-6 and perfect["giou"] < 1e-5
     assert perfect["cls"] < 1e-3 and perfect["exist"] < 1e-2
     assert wrong["total"] > 100 * perfect["total"]
@@ -79,7 +79,7 @@ def test_padded_frames_count_nowhere(level, denoise):
     state = head.make_denoising(tracks, 6)
     if denoise:
         out["dn"] = outputs_from(tracks, state.positive.shape[1], False)
-    base = head.compute_loss(out, tracks, padding, state)
+    base = head.losses_and_assignment(out, tracks, padding, state)[0]
     detached = lambda o: {k: (v.detach().clone() if torch.is_tensor(v) else v) for k, v in o.items()}  # noqa: E731
     garbage = detached(out)
     if denoise:
@@ -87,7 +87,7 @@ def test_padded_frames_count_nowhere(level, denoise):
     for part in [garbage] + ([garbage["dn"]] if denoise else []):
         for key in ("bbox_center", "bbox_size", "cls_logits", "exist_logit"):
             part[key][0, 2] = torch.randn_like(part[key][0, 2]) * 5
-    changed = head.compute_loss(garbage, tracks, padding, state)
+    changed = head.losses_and_assignment(garbage, tracks, padding, state)[0]
     assert set(base) == KEYS | ({"dn_cls", "dn_bbox", "dn_giou", "dn_exist"} if denoise else set())
     for key in base:
         assert torch.allclose(base[key], changed[key]), key
@@ -96,7 +96,7 @@ def test_padded_frames_count_nowhere(level, denoise):
 def test_gradients_reach_every_head_output():
     tracks = random_tracks()
     out = outputs_from(tracks, 6, False)
-    adapter().compute_loss(out, tracks, torch.zeros(2, 3, dtype=torch.bool))["total"].backward()
+    adapter().losses_and_assignment(out, tracks, torch.zeros(2, 3, dtype=torch.bool))[0]["total"].backward()
     for key in ("cls_logits", "exist_logit"):
         assert out[key].grad is not None and out[key].grad.abs().sum() > 0, key
     boxes_leaf = out["bbox_center"]._base
@@ -112,7 +112,7 @@ def test_gradients_reach_every_model_parameter():
     head = adapter(denoise=True)
     state = head.make_denoising(batch.tracks, model.num_queries)
     outputs = run_model(model, batch.frames, batch.padding_mask, batch.image_sizes, state.queries)
-    losses = head.compute_loss(outputs, batch.tracks, batch.padding_mask, state)
+    losses = head.losses_and_assignment(outputs, batch.tracks, batch.padding_mask, state)[0]
     losses["total"].backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing, missing
@@ -148,11 +148,11 @@ def test_final_layer_terms_apart_from_auxiliary_layers_and_proposals():
     earlier = outputs_from(tracks, 6, False)
     cells = outputs_from(tracks, 12, True)
     proposals = {k: cells[k] for k in ("bbox_center", "bbox_size", "cls_logits")}
-    alone = head.compute_loss(final, tracks, padding)
-    both = head.compute_loss({**final, "aux": [earlier], "enc": proposals}, tracks, padding)
+    alone = head.losses_and_assignment(final, tracks, padding)[0]
+    both = head.losses_and_assignment({**final, "aux": [earlier], "enc": proposals}, tracks, padding)[0]
     for name in ("cls", "bbox", "giou", "exist"):
         assert torch.allclose(both[name], alone[name]), name
-    wrong = head.compute_loss({**earlier, "aux": []}, tracks, padding)
+    wrong = head.losses_and_assignment({**earlier, "aux": []}, tracks, padding)[0]
     assert torch.allclose(both["aux"], head.weighted(wrong))
     assert both["enc"] < 1e-2  # a perfect proposal per box: the frame-level matching finds it
     assert torch.allclose(both["total"], alone["total"] + both["aux"] + both["enc"])

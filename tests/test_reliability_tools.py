@@ -184,3 +184,14 @@ def test_an_os_error_on_a_path_is_one_line_naming_it_ctrl_c_stops_and_a_bug_keep
         fails([])
     done = run_tool(capsys, interrupted)
     assert (done.returncode, done.stderr) == (130, "stopped by SIGINT\n")
+
+
+@pytest.mark.parametrize(("flags", "line"), [
+    (["--root", "r", "--seeds", "100"], "ConfigError: --root and --seeds exclude each other; see python -m scene_model.tools.threshold_sweep --help"),
+    (["--split", "test", "--seeds", "100"],
+     "ConfigError: --split test and --seeds exclude each other (the seeds' splits are val splits); see python -m scene_model.tools.threshold_sweep --help"),
+    (["--data-dir", "{tmp}/d"], "ConfigError: --data-dir is where the --seeds' val splits are kept: give --seeds with it; see python -m scene_model.tools.threshold_sweep --help"),
+])
+def test_threshold_sweep_flags_that_exclude_each_other_are_one_line_before_any_work(capsys, tmp_path, flags, line):
+    done = run_tool(capsys, threshold_sweep.main, tmp_path / "none.ckpt", *(f.format(tmp=tmp_path) for f in flags))
+    assert_one_line(done, line)  # said before the checkpoint (which does not exist) is read

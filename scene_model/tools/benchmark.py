@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[SplitScore]]:
         document = json.dumps({"seeds": seeds, "tracker": changes, "checkpoints": payload}, indent=2) + "\n"
         write_text_atomically(args.json, document, "--json")
         series = {label(Path(path)): [(s.crossings, s.metrics["HOTA"]) for s in scores] for path, scores in per_checkpoint.items()}
-        write_chart(chart, series, f"HOTA of each val split against its crossings (seeds {seeds[0]}-{seeds[-1]})")
+        write_chart(chart, series, f"HOTA of each val split against its crossings (seeds {' '.join(args.seeds)})")
         print(f"written: {args.json}, {chart}")
     return per_checkpoint
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from scene_model.data.datamodule import EvalSplit
 from scene_model.errors import ConfigError
+from scene_model.outputs import writable_dir
 from scene_model.runtime.config_loader import ConfigLoader
 from scene_model.runtime.trained import load_trained
 from scene_model.tools.cli import ToolParser, tool_main
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> list[SweepRow]:
     parser.add_argument("--root", default=None, help="data root (default: data.root of the checkpoint's config)")
     parser.add_argument("--seeds", nargs="+", default=None, metavar="SEED",
                         help=f"score on the val splits of these generator seeds ({SEEDS_HELP}; under --data-dir) and average")
-    parser.add_output("--data-dir", folder=True, default=Path("data/benchmark"), help="where the seeds' val splits are kept (with --seeds)")
+    parser.add_output("--data-dir", folder=True, default=None, help="where the seeds' val splits are kept (with --seeds; default: data/benchmark)")
     parser.add_argument("--start", type=float, nargs="+", default=[0.5, 0.4, 0.3, 0.2, 0.1])
     parser.add_argument("--keep", type=float, nargs="+", default=[0.3, 0.2, 0.1, 0.05])
     parser.add_argument("--nms-iou", type=float, default=None, help="window NMS of the tracker (default: the checkpoint's eval.tracker.nms_iou)")
@@ -115,20 +116,27 @@ def main(argv: list[str] | None = None) -> list[SweepRow]:
     args = parser.parse_args(argv)
     if args.root is not None and args.seeds:
         parser.error("--root and --seeds exclude each other")
+    if args.split != "val" and args.seeds:
+        parser.error(f"--split {args.split} and --seeds exclude each other (the seeds' splits are val splits)")
+    if args.data_dir is not None and not args.seeds:
+        parser.error("--data-dir is where the --seeds' val splits are kept: give --seeds with it")
     overrides = tracker_overrides(args.tracker)
     seeds = seed_list(args.seeds) if args.seeds else []
+    data_dir = writable_dir(args.data_dir or Path("data/benchmark"), "--data-dir") if seeds else None  # before any work
 
     run = load_trained(args.checkpoint, args.device, "CKPT")
     cfg = run.cfg
     # A value out of range stops here, before the model runs.
     options = TrackerOptions.from_mapping(cfg.eval.tracker).replace(nms_iou=args.nms_iou, **overrides)
     pairs = threshold_pairs(args.start, args.keep)
-    roots = [Path(root) for root in seed_splits(seeds, args.data_dir).values()] if seeds else [args.root]
+    roots = [Path(root) for root in seed_splits(seeds, data_dir).values()] if seeds else [args.root]
     per_split = []
     for root in roots:
         if root is not None:
             use_data_on_disk(cfg, root)
         datamodule = ConfigLoader(cfg).build_datamodule()
+        if root is None:
+            datamodule.prepare_data()  # the checkpoint's own synthetic data set, made if it is missing
         split = datamodule.eval_split("val" if seeds else args.split)
         per_split.append(sweep_thresholds(split_tracking(run.module, datamodule, split), split, pairs, options))
     rows = mean_rows(per_split)

@@ -1,7 +1,7 @@
 """Speed switches of the Lightning module (``module.channels_last``, ``module.compile``).
 
 Mixed precision is Lightning's (``trainer.precision=bf16-mixed``); the loss runs in float32 whatever
-the precision (HeadAdapter.compute_loss turns autocast off).
+the precision (HeadAdapter.losses_and_assignment turns autocast off).
 """
 
 from __future__ import annotations

@@ -58,14 +58,6 @@ class HeadAdapter:
         """Denoising queries for a training step (None when ``head.denoise.enabled`` is false)."""
         return self.denoiser.make_noise(tracks, num_queries) if self.denoising else None
 
-    def compute_loss(
-        self, outputs: dict, targets: TrackTargets, padding_mask: Tensor, dn_state: DenoisingState | None = None,
-        carried: CarriedTargets | None = None,
-    ) -> dict[str, Tensor]:
-        """Returns {total, cls, bbox, giou, exist, num_matches, num_targets} (scalars); with ``dn_state``
-        (and ``outputs["dn"]``) also {dn_cls, dn_bbox, dn_giou, dn_exist}. See ``losses_and_assignment``."""
-        return self.losses_and_assignment(outputs, targets, padding_mask, dn_state, carried)[0]
-
     def losses_and_assignment(
         self,
         outputs: dict,
@@ -74,8 +66,10 @@ class HeadAdapter:
         dn_state: DenoisingState | None = None,
         carried: CarriedTargets | None = None,
     ) -> tuple[dict[str, Tensor], Tensor]:
-        """The loss terms (``compute_loss``'s) and ``assigned`` long[B, N]: the track each matching query of
-        the final layer was given (-1: none), what an association's chain reads.
+        """The loss terms, {total, cls, bbox, giou, exist, num_matches, num_targets} (scalars; with
+        ``dn_state`` and ``outputs["dn"]`` also dn_cls, dn_bbox, dn_giou, dn_exist), and ``assigned``
+        long[B, N]: the track each matching query of the final layer was given (-1: none), what an
+        association's chain reads.
 
         With ``carried`` (K carried queries after the Q detect queries, ``association.CarriedTargets``),
         each carried query keeps the track it follows (present or not in this window: where it is not,
